@@ -1,0 +1,5 @@
+"""``python -m mlpack``."""
+
+from .cli import run
+
+run()

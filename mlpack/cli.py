@@ -1,0 +1,199 @@
+"""The ``mlpack`` command line: one thin command per verb, one error boundary.
+
+Every command calls one library function. :func:`main` is the only place that turns
+errors into the one-line ``mlpack: error: [CODE] message`` and an exit code
+(spec/verification.md, "Exit codes"): 0 success, 1 checks failed / input refused,
+2 usage, 3 could not complete, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from . import __version__
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, MlpackError
+
+app = typer.Typer(
+    name="mlpack",
+    help="Source control for trained models: pack, sign, inspect and verify model packs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+KeyOpt = Annotated[list[Path], typer.Option("--key", "-k", help="Trusted public key (PEM); repeatable.")]
+TrustDirOpt = Annotated[list[Path], typer.Option("--trust-dir", help="Directory of trusted *.pub keys; repeatable.")]
+ThresholdOpt = Annotated[int, typer.Option(help="Distinct trusted keys that must have signed.", min=1)]
+AllowUnsignedOpt = Annotated[bool, typer.Option("--allow-unsigned", help="Accept a pack with no signature (reported as unsigned).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlpack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """mlpack: portable, signed, reproducible model packs."""
+
+
+def _trust(keys: list[Path], trust_dirs: list[Path]) -> Any:
+    from .keys import load_trust
+
+    return load_trust([str(k) for k in keys], [str(d) for d in trust_dirs])
+
+
+@app.command()
+def keygen(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Prefix: writes PREFIX.pem and PREFIX.pub.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace existing key files.")] = False,
+) -> None:
+    """Create an ECDSA P-256 signing key pair."""
+    from .keys import generate
+
+    private, public, fingerprint = generate(output, force=force)
+    typer.echo(f"private key  {private} (keep it secret; mode 0600)")
+    typer.echo(f"public key   {public} (give it to verifiers)")
+    typer.echo(f"fingerprint  {fingerprint}")
+
+
+@app.command()
+def pack(
+    directory: Annotated[Path, typer.Argument(help="Directory whose regular files go into the pack.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The pack file to write.")],
+    key: Annotated[Path | None, typer.Option("--key", "-k", help="Private key (PEM) to sign with.")] = None,
+    unsigned: Annotated[bool, typer.Option("--unsigned", help="Write an unsigned pack.")] = False,
+    hash_name: Annotated[str, typer.Option("--hash", help="sha256 (default), blake2b or blake3.")] = "sha256",
+    name: Annotated[str | None, typer.Option("--name", help="Pack name (default: mlpack.json's or the directory's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Pack and sign every regular file under DIRECTORY (plus a generated mlpack.json)."""
+    from .errors import UsageError
+    from .keys import load_signing_key
+    from .pack import pack_directory
+
+    if hash_name not in ("sha256", "blake2b", "blake3"):
+        raise UsageError(f"--hash {hash_name!r} is not one of sha256, blake2b, blake3")
+    if (key is None) == (not unsigned):
+        raise UsageError("pass --key PRIVATE.pem to sign, or --unsigned (but not both)",
+                         hint="create a key with: mlpack keygen -o NAME")
+    signing_key = load_signing_key(key) if key else None
+    result = pack_directory(directory, output, key=signing_key, algorithm=hash_name, name=name,
+                            replace_existing=force)
+    typer.echo(f"wrote {result.path}: {result.files} files, {result.size} bytes, "
+               f"{result.algorithm} root sha256:{result.root_digest}")
+    typer.echo(f"signed by {result.signer}" if result.signer else "UNSIGNED")
+
+
+@app.command()
+def inspect(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack to describe.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Describe a pack without verifying it (reads under 1 MiB)."""
+    from .inspection import inspect_pack
+
+    info = inspect_pack(pack_file)
+    typer.echo(json.dumps(info.to_dict(), indent=2, sort_keys=True) if as_json else info.render())
+
+
+def _finish(report: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(report.render())
+    if not report.ok:
+        err = report.error
+        _print_error(err)
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def verify(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack to verify.")],
+    key: KeyOpt = [],  # noqa: B006 - typer reads the default, never mutates it
+    trust_dir: TrustDirOpt = [],  # noqa: B006
+    threshold: ThresholdOpt = 1,
+    allow_unsigned: AllowUnsignedOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a pack's integrity and signature; exit 0 only if everything holds."""
+    from .verify import verify_pack
+
+    trust = _trust(key, trust_dir)
+    report = verify_pack(pack_file, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned)
+    _finish(report, as_json)
+
+
+@app.command()
+def unpack(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack to extract.")],
+    dest: Annotated[Path, typer.Option("-d", "--dest", help="NEW directory to create.")],
+    key: KeyOpt = [],  # noqa: B006
+    trust_dir: TrustDirOpt = [],  # noqa: B006
+    threshold: ThresholdOpt = 1,
+    allow_unsigned: AllowUnsignedOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a pack while extracting it into a new directory (created only if all holds)."""
+    from .verify import unpack_pack
+
+    trust = _trust(key, trust_dir)
+    report = unpack_pack(pack_file, dest, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned)
+    _finish(report, as_json)
+    if not as_json:
+        typer.echo(f"unpacked into {dest}")
+
+
+def _print_error(err: MlpackError | None) -> None:
+    if err is None:
+        return
+    where = f" ({err.member})" if err.member and err.member not in err.message else ""
+    print(f"mlpack: error: [{err.code}] {err.message}{where}", file=sys.stderr)
+    if err.hint:
+        print(f"mlpack: hint: {err.hint}", file=sys.stderr)
+
+
+def _on_sigterm(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mlpack`` command; returns the exit code."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        result = app(args=argv, prog_name="mlpack", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except MlpackError as err:
+        _print_error(err)
+        return err.exit_code
+    except typer.Exit as exit_:
+        return int(getattr(exit_, "exit_code", 0) or 0)
+    except (KeyboardInterrupt, typer.Abort):
+        _print_error(Interrupted("interrupted; no partial output was left behind"))
+        return EXIT_INTERRUPTED
+    except typer.TyperException as err:
+        show = getattr(err, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"mlpack: error: {err}", file=sys.stderr)
+        return int(getattr(err, "exit_code", EXIT_USAGE))
+    except BrokenPipeError:
+        return EXIT_FAILED
+
+
+def run() -> None:
+    sys.exit(main())

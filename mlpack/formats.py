@@ -1,0 +1,164 @@
+"""Weight-format safety (spec/verification.md, step 8): no pickle, sound safetensors.
+
+Pickle runs code when loaded, and scanners that look for "bad" pickles are
+denylists with a long bypass record. So mlpack refuses anything that *sniffs* as
+pickle, whatever its name: protocol 2-5 streams, protocol 0/1 opcode streams, zip
+archives holding ``*.pkl`` members (PyTorch's format) and ``.npy`` object arrays.
+safetensors headers are validated the way the reference reader does (size cap,
+offsets in range, no overlap, no holes) without loading a tensor.
+
+Everything here works on a few windows of bytes (the head and tail of a file) and a
+``read_at`` callback, so the same code serves the packer (files on disk) and the
+verifier (ranges of the pack).
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+import re
+import struct
+from collections.abc import Callable
+
+from .errors import VerificationError
+
+__all__ = ["WINDOW", "SAFETENSORS_MAX_HEADER", "check_content", "detect_format"]
+
+WINDOW = 64 * 1024
+SAFETENSORS_MAX_HEADER = 100_000_000
+_DTYPE_SIZES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8,
+    "C64": 8,
+}  # fmt: skip
+_SUB_BYTE = {"F4": 1, "F6_E2M3": 6, "F6_E3M2": 6}  # bits per element / packed types
+_PKL_NAME = re.compile(rb"\.(pkl|pickle)$|(^|/)data\.pkl$")
+
+ReadAt = Callable[[int, int], bytes]
+
+
+def _unsafe(name: str, why: str) -> VerificationError:
+    return VerificationError(f"{name}: {why}", code="E_UNSAFE_FORMAT", member=name,
+                             hint="ship weights as safetensors or ONNX (mlpack convert)")
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    if not head or head[0:1] not in b"(]}cI":
+        return False
+    # Protocol 0/1: a stream that parses as pickle opcodes until STOP or the window's end.
+    count = 0
+    try:
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+            count += 1
+            if opcode.name == "STOP":
+                return count >= 2
+    except ValueError as err:
+        return count >= 4 and "exhausted" in str(err)
+    except Exception:  # noqa: BLE001 - any decoding failure means "not a pickle"
+        return False
+    return False
+
+
+def _zip_names(window: bytes) -> list[bytes]:
+    names = []
+    for sig, name_at, len_at in ((b"PK\x03\x04", 30, 26), (b"PK\x01\x02", 46, 28)):
+        pos = window.find(sig)
+        while pos >= 0 and pos + name_at <= len(window):
+            n_len = struct.unpack_from("<H", window, pos + len_at)[0]
+            names.append(window[pos + name_at : pos + name_at + n_len])
+            pos = window.find(sig, pos + 4)
+    return names
+
+
+def detect_format(name: str, head: bytes, size: int) -> str | None:
+    """``"safetensors"`` or ``"onnx"`` when the member is weights of a known format."""
+    if name.endswith(".onnx"):
+        return "onnx"
+    if size >= 10 and head[8:9] == b"{":
+        n = struct.unpack_from("<Q", head)[0]
+        if 2 <= n <= size - 8:
+            return "safetensors"
+    return None
+
+
+def check_content(name: str, size: int, head: bytes, tail: bytes, read_at: ReadAt) -> str | None:
+    """Refuse pickle-like content and broken safetensors; return the weights format.
+
+    ``head``/``tail`` are the first and last :data:`WINDOW` bytes of the content
+    (they may overlap); ``read_at(offset, n)`` reads more when a header is larger.
+    """
+    if _looks_like_pickle(head):
+        raise _unsafe(name, "content is a Python pickle, which runs code when loaded")
+    if head[:4] == b"PK\x03\x04":
+        if any(_PKL_NAME.search(n) for n in _zip_names(head) + _zip_names(tail)):
+            raise _unsafe(name, "zip archive holding a pickle (PyTorch checkpoint format)")
+    if head[:6] == b"\x93NUMPY" and re.search(rb"'descr':\s*'\|O'", head[:4096]):
+        raise _unsafe(name, "numpy object array (stored as pickle)")
+    fmt = detect_format(name, head, size)
+    if fmt == "safetensors" or name.endswith(".safetensors"):
+        check_safetensors(name, size, head, read_at)
+        return "safetensors"
+    return fmt
+
+
+def check_safetensors(name: str, size: int, head: bytes, read_at: ReadAt) -> int:
+    """Validate a safetensors header; returns the number of tensors."""
+    from . import jsonstrict
+
+    if size < 8:
+        raise _unsafe(name, "safetensors file shorter than its 8-byte header length")
+    (n,) = struct.unpack_from("<Q", head)
+    if n > SAFETENSORS_MAX_HEADER or n > size - 8:
+        raise _unsafe(name, f"safetensors header length {n} is out of range")
+    raw = head[8 : 8 + n] if 8 + n <= len(head) else read_at(8, n)
+    if len(raw) != n:
+        raise _unsafe(name, "safetensors header is truncated")
+    try:
+        header = jsonstrict.loads(raw.rstrip(b" "), what="safetensors header",
+                                  max_size=SAFETENSORS_MAX_HEADER, max_depth=4, member=name)
+    except VerificationError as err:
+        raise _unsafe(name, err.message) from None
+    if not isinstance(header, dict):
+        raise _unsafe(name, "safetensors header is not an object")
+    buffer = size - 8 - n
+    spans = []
+    for key, info in header.items():
+        if key == "__metadata__":
+            if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+                raise _unsafe(name, "safetensors __metadata__ must map strings to strings")
+            continue
+        if not isinstance(info, dict):
+            raise _unsafe(name, f"tensor {key!r}: entry is not an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dtype, str) or (dtype not in _DTYPE_SIZES and dtype not in _SUB_BYTE):
+            raise _unsafe(name, f"tensor {key!r}: unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise _unsafe(name, f"tensor {key!r}: bad shape")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(type(o) is int for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= buffer):
+            raise _unsafe(name, f"tensor {key!r}: data offsets out of range")
+        count = 1
+        for d in shape:
+            count *= d
+        if dtype in _DTYPE_SIZES:
+            expected = count * _DTYPE_SIZES[dtype]
+        else:
+            expected = (count * _SUB_BYTE[dtype] + 7) // 8
+        if offsets[1] - offsets[0] != expected:
+            raise _unsafe(name, f"tensor {key!r}: {offsets[1] - offsets[0]} bytes for shape {shape}")
+        spans.append((offsets[0], offsets[1], key))
+    spans.sort()
+    position = 0
+    for start, end, key in spans:
+        if start != position:
+            why = "overlaps another tensor" if start < position else "leaves a hole before it"
+            raise _unsafe(name, f"tensor {key!r} {why}")
+        position = end
+    if position != buffer:
+        raise _unsafe(name, "safetensors data has bytes no tensor covers")
+    return len(spans)

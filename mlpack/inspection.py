@@ -1,0 +1,137 @@
+"""Show what a pack claims to hold, reading under 1 MiB (spec/verification.md, "Inspect").
+
+``inspect`` reads the first header, a few KiB at each end of the signature member
+(for the signer hint and the signature count), then seeks to member 1, which is
+always ``mlpack.json``. It verifies nothing and says so; ``verify`` is the check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from . import archive
+from .archive import BLOCK, MANIFEST_NAME, SIGNATURE_NAME
+from .errors import UsageError, VerificationError
+from .manifest import Manifest
+from .verify import _open
+
+__all__ = ["Inspection", "inspect_pack"]
+
+INSPECT_VERSION = "1.0"
+SMALL_BUNDLE = 256 << 10
+EDGE = 4096
+MAX_INSPECT_MANIFEST = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    pack: str
+    size: int
+    signatures: int | None
+    hint: str | None
+    manifest: Manifest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mlpack_inspect": INSPECT_VERSION,
+            "pack": self.pack,
+            "size": self.size,
+            "verified": False,
+            "signature": {"signatures": self.signatures, "hint": self.hint},
+            "manifest": self.manifest.to_dict(),
+        }
+
+    def render(self) -> str:
+        m = self.manifest
+        signed = ("unsigned" if self.signatures == 0
+                  else f"{self.signatures if self.signatures is not None else '?'} signature(s), "
+                       f"signer hint {self.hint or 'none'} (not verified)")
+        lines = [
+            f"{self.pack}  ({self.size} bytes, NOT verified: run mlpack verify)",
+            f"  name         {m.name} {m.version or ''}".rstrip(),
+            f"  format       mlpack {m.mlpack}",
+            f"  signature    {signed}",
+            f"  files        {m.files.count} files, {m.files.size} bytes (plus {MANIFEST_NAME})",
+        ]
+        for key in ("description", "license"):
+            if getattr(m, key):
+                lines.append(f"  {key:<12} {getattr(m, key)}")
+        if m.authors:
+            lines.append(f"  authors      {', '.join(m.authors)}")
+        for w in m.weights:
+            lines.append(f"  weights      {w.path} ({w.format}, {w.size} bytes)")
+        for section in sorted(m.sections):
+            lines.append(f"  {section:<12} {len(m.sections[section])} field(s)")
+        return "\n".join(lines)
+
+
+def _top_level(prefix: str) -> dict[str, Any]:
+    """Decode the complete top-level members at the start of a (truncated) JSON object."""
+    decoder = json.JSONDecoder()
+    out: dict[str, Any] = {}
+    pos = prefix.find("{") + 1
+    while True:
+        while pos < len(prefix) and prefix[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            key, pos = decoder.raw_decode(prefix, pos)
+            while prefix[pos] in " \t\r\n:":
+                pos += 1
+            value, pos = decoder.raw_decode(prefix, pos)
+        except (ValueError, IndexError):
+            return out
+        out[key] = value
+
+
+def _signature_summary(fd: int, size: int) -> tuple[int | None, str | None]:
+    if size <= SMALL_BUNDLE:
+        try:
+            doc = json.loads(os.pread(fd, size, BLOCK))
+            env = doc.get("dsseEnvelope", {})
+            hint = doc.get("verificationMaterial", {}).get("publicKey", {}).get("hint")
+            return len(env.get("signatures", [])), f"sha256:{hint}" if hint else None
+        except (ValueError, AttributeError):
+            return None, None
+    head = os.pread(fd, EDGE, BLOCK).decode("utf-8", "replace")
+    hint = (_top_level(head).get("verificationMaterial") or {}).get("publicKey", {}).get("hint")
+    tail = os.pread(fd, EDGE, BLOCK + size - EDGE).decode("utf-8", "replace")
+    count = None
+    at = tail.rfind('"signatures":')
+    if at >= 0:
+        try:
+            sigs, _ = json.JSONDecoder().raw_decode(tail, at + len('"signatures":'))
+            count = len(sigs) if isinstance(sigs, list) else None
+        except ValueError:
+            pass
+    return count, f"sha256:{hint}" if isinstance(hint, str) and hint else None
+
+
+def inspect_pack(path: str | os.PathLike[str]) -> Inspection:
+    fd, file_size = _open(path)
+    try:
+        if file_size < 3 * BLOCK:
+            raise VerificationError(f"file is {file_size} bytes: too short to be a pack", code="E_HEADER")
+        read_at = lambda offset, n: os.pread(fd, n, offset)  # noqa: E731
+        first = archive.parse_header(read_at, 0, file_size)
+        if first is None or first.name != SIGNATURE_NAME:
+            raise VerificationError("not an mlpack pack: the first member is not the signature",
+                                    code="E_UNSIGNED" if first else "E_HEADER")
+        count, hint = _signature_summary(fd, first.size)
+        offset = BLOCK + first.size + archive.padding(first.size)
+        second = archive.parse_header(read_at, offset, file_size)
+        if second is None or second.name != MANIFEST_NAME:
+            raise VerificationError(f"member 1 is not {MANIFEST_NAME}", code="E_MANIFEST")
+        if second.size > MAX_INSPECT_MANIFEST:
+            raise VerificationError(f"{MANIFEST_NAME} is {second.size} bytes; inspect reads at most "
+                                    f"{MAX_INSPECT_MANIFEST}", code="E_LIMIT", hint="use mlpack verify")
+        data = os.pread(fd, second.size, offset + second.length)
+        if len(data) != second.size:
+            raise VerificationError(f"archive ends inside {MANIFEST_NAME}", code="E_TRUNCATED")
+        return Inspection(str(path), file_size, count, hint, Manifest.from_bytes(data))
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}", code="E_INPUT") from None
+    finally:
+        os.close(fd)

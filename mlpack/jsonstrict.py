@@ -1,0 +1,75 @@
+"""Strict JSON for hostile input (spec/verification.md, step 3).
+
+Python's ``json`` keeps the last of duplicate keys, accepts ``NaN`` and ``Infinity``
+and overflows the stack on deep nesting. Packs are parsed with :func:`loads`, which
+rejects all three and caps size and depth before parsing, and with :func:`dumps`,
+the one canonical serialisation used for everything mlpack signs or hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import VerificationError
+
+__all__ = ["dumps", "loads"]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _too_deep(obj: Any, limit: int) -> bool:
+    """True when containers nest deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if level > limit:
+            return True
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def loads(data: bytes, *, what: str, max_size: int, max_depth: int = 16, member: str | None = None) -> Any:
+    """Parse ``data`` as strict UTF-8 JSON or raise ``E_MANIFEST`` / ``E_LIMIT``."""
+    if len(data) > max_size:
+        raise VerificationError(
+            f"{what} is {len(data)} bytes, over the limit of {max_size}", code="E_LIMIT", member=member
+        )
+    try:
+        value = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
+        )
+    except RecursionError:
+        value = None
+        too_deep = True
+    except ValueError as err:
+        raise VerificationError(
+            f"{what} is not valid strict JSON: {err}", code="E_MANIFEST", member=member
+        ) from None
+    else:
+        too_deep = _too_deep(value, max_depth)
+    if too_deep:
+        raise VerificationError(f"{what} nests deeper than {max_depth} levels", code="E_MANIFEST", member=member)
+    return value
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical bytes: sorted keys, no whitespace, UTF-8, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
