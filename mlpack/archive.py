@@ -54,22 +54,22 @@ def _octal(value: int, width: int) -> bytes:
     return b"%0*o\0" % (width - 1, value)
 
 
+_ZERO_FIELD = b"0000000\0"
+_MAGIC = b"ustar\x0000"
+_TAIL = b"\0" * 100 + _MAGIC + b"\0" * 247  # linkname, magic, version, then NUL to the end
+
+
 def _ustar(name: bytes, size: int, mode: int, mtime: int, typeflag: bytes) -> bytes:
-    header = bytearray(BLOCK)
-    header[0 : len(name)] = name
-    header[100:108] = _octal(mode, 8)
-    header[108:116] = _octal(0, 8)
-    header[116:124] = _octal(0, 8)
-    header[124:136] = _octal(size, 12)
-    header[136:148] = _octal(mtime, 12)
-    header[148:156] = b" " * 8
-    header[156:157] = typeflag
-    header[257:263] = b"ustar\0"
-    header[263:265] = b"00"
-    header[329:337] = _octal(0, 8)
-    header[337:345] = _octal(0, 8)
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
+    head = (
+        name.ljust(100, b"\0")
+        + _octal(mode, 8)
+        + _ZERO_FIELD * 2
+        + _octal(size, 12)
+        + _octal(mtime, 12)
+    )
+    rest = typeflag + _TAIL
+    checksum = sum(head) + 8 * 0x20 + sum(rest)
+    return head + b"%06o\0 " % checksum + rest
 
 
 def _pax_record(key: str, value: bytes) -> bytes:
@@ -83,19 +83,23 @@ def _pax_record(key: str, value: bytes) -> bytes:
 def encode_header(name: str, size: int, mode: int, mtime: int) -> bytes:
     """The canonical header block(s) of a regular-file member.
 
-    One ustar block, preceded by a PAX extended header only when the UTF-8 name is
-    longer than 100 bytes (``path``) or the size is 8 GiB or more (``size``).
+    One ustar block, preceded by a PAX extended header only when the name is not
+    ASCII or its UTF-8 form is longer than 100 bytes (``path``), or the size is 8 GiB
+    or more (``size``). The ustar name field then holds the name in ASCII, each other
+    character replaced by ``?``, cut at 100 bytes. This is exactly what CPython's
+    ``tarfile`` writes for the same member in PAX format (tests hold the two equal).
     """
     raw = name.encode("utf-8")
     records = b""
-    if len(raw) > 100:
+    if len(raw) > 100 or not name.isascii():
         records += _pax_record("path", raw)
     if size >= MAX_OCTAL_SIZE:
         records += _pax_record("size", str(size).encode())
-    ustar = _ustar(raw[:100], 0 if size >= MAX_OCTAL_SIZE else size, mode, mtime, b"0")
+    ustar_name = name.encode("ascii", "replace")[:100]
+    ustar = _ustar(ustar_name, 0 if size >= MAX_OCTAL_SIZE else size, mode, mtime, b"0")
     if not records:
         return ustar
-    pax = _ustar(PAX_NAME, len(records), 0o644, mtime, b"x")
+    pax = _ustar(PAX_NAME, len(records), 0, 0, b"x")
     return pax + records + b"\0" * padding(len(records)) + ustar
 
 
@@ -115,14 +119,14 @@ class Slot:
     member: Member
     offset: int
     header: bytes
+    data_offset: int
+    end: int
 
-    @property
-    def data_offset(self) -> int:
-        return self.offset + len(self.header)
-
-    @property
-    def end(self) -> int:
-        return self.data_offset + self.member.size + padding(self.member.size)
+    @classmethod
+    def at(cls, member: Member, offset: int, mtime: int) -> Slot:
+        header = encode_header(member.name, member.size, member.mode, mtime)
+        data_offset = offset + len(header)
+        return cls(member, offset, header, data_offset, data_offset + member.size + padding(member.size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +143,7 @@ class Layout:
         slots = []
         offset = 0
         for member in members:
-            slot = Slot(member, offset, encode_header(member.name, member.size, member.mode, mtime))
+            slot = Slot.at(member, offset, mtime)
             slots.append(slot)
             offset = slot.end
         data_end = offset

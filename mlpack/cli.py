@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
 
 from . import __version__
-from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, MlpackError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, MlpackError
 
 app = typer.Typer(
     name="mlpack",
@@ -179,18 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     except MlpackError as err:
         _print_error(err)
         return err.exit_code
-    except typer.Exit as exit_:
-        return int(getattr(exit_, "exit_code", 0) or 0)
-    except (KeyboardInterrupt, typer.Abort):
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
         _print_error(Interrupted("interrupted; no partial output was left behind"))
         return EXIT_INTERRUPTED
-    except typer.TyperException as err:
-        show = getattr(err, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"mlpack: error: {err}", file=sys.stderr)
-        return int(getattr(err, "exit_code", EXIT_USAGE))
+    except click.exceptions.ClickException as err:
+        err.show()
+        return err.exit_code
     except BrokenPipeError:
         return EXIT_FAILED
 

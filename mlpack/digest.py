@@ -42,7 +42,7 @@ def check_algorithm(algorithm: str) -> str:
 
 def new_hasher(algorithm: str, size_hint: int = 0) -> Hasher:
     """A fresh streaming hasher; ``size_hint`` lets blake3 use every core for big inputs."""
-    if algorithm == "sha256":
+    if algorithm == "sha256":  # the hot path: one call per member
         return hashlib.sha256()
     if algorithm == "blake2b":
         return hashlib.blake2b()

@@ -37,6 +37,7 @@ _SUB_BYTE = {"F4": 1, "F6_E2M3": 6, "F6_E3M2": 6}  # bits per element / packed t
 _PKL_NAME = re.compile(rb"\.(pkl|pickle)$|(^|/)data\.pkl$")
 
 ReadAt = Callable[[int, int], bytes]
+Window = bytes | memoryview
 
 
 def _unsafe(name: str, why: str) -> VerificationError:
@@ -44,23 +45,77 @@ def _unsafe(name: str, why: str) -> VerificationError:
                              hint="ship weights as safetensors or ONNX (mlpack convert)")
 
 
-def _looks_like_pickle(head: bytes) -> bool:
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        return True
-    if not head or head[0:1] not in b"(]}cI":
-        return False
-    # Protocol 0/1: a stream that parses as pickle opcodes until STOP or the window's end.
+# Opcodes through which a pickle imports or calls something.
+_CALLS = frozenset(["GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD"])
+
+
+_OPCODE_BYTES = [False] * 256
+for _op in pickletools.opcodes:
+    _OPCODE_BYTES[ord(_op.code)] = True
+
+
+class _Discard(io.StringIO):
+    def write(self, s: str) -> int:
+        return len(s)
+
+
+def _scan_opcodes(window: bytes) -> tuple[int, bool, bool, bool] | None:
+    """(opcodes, reached STOP, calls something, ran out of window), or None if not opcodes."""
     count = 0
+    stopped = calls = False
     try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(head)):
+        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(window)):
             count += 1
+            calls = calls or opcode.name in _CALLS
             if opcode.name == "STOP":
-                return count >= 2
+                stopped = True
+                break
     except ValueError as err:
-        return count >= 4 and "exhausted" in str(err)
+        if not _ran_out(err):
+            return None
+        return count, False, calls, True
     except Exception:  # noqa: BLE001 - any decoding failure means "not a pickle"
+        return None
+    return count, stopped, calls, False
+
+
+def _ran_out(err: ValueError) -> bool:
+    text = str(err)
+    return "exhausted" in text or "but only" in text or "no newline" in text
+
+
+def _looks_like_pickle(head: Window, tail: Window) -> bool:
+    """True when the content is a pickle stream (``head``/``tail``: its first/last bytes).
+
+    Random binary data begins with valid opcodes far too often for a prefix test
+    (1 file in 16,000 starts with a PROTO opcode), so the window must parse as
+    opcodes with consistent stack effects (pickletools never imports or calls
+    anything): either a complete pickle up to STOP, or, for a pickle larger than
+    the window, a consistent prefix of it in a stream whose last byte is STOP.
+    Most content fails within its first bytes, so a short prefix is tried first.
+    """
+    if not len(head) or not _OPCODE_BYTES[head[0]]:
         return False
-    return False
+    window = bytes(head[:1024])
+    scan = _scan_opcodes(window)
+    if scan is not None and scan[3] and len(head) > len(window):
+        window = bytes(head)
+        scan = _scan_opcodes(window)
+    if scan is None:
+        return False
+    count, stopped, calls, _ = scan
+    # PROTO opens every protocol-2+ pickle
+    evidence = calls or count >= 4 or (len(window) > 1 and window[0] == 0x80 and 2 <= window[1] <= 5)
+    if not evidence or (count < 2 if stopped else bytes(tail[-1:]) != b"."):
+        return False
+    try:
+        pickletools.dis(io.BytesIO(window), out=_Discard())
+    except ValueError as err:
+        # A window cut from a larger pickle ends mid-stream; anything else is not a pickle.
+        return not stopped and _ran_out(err)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def _zip_names(window: bytes) -> list[bytes]:
@@ -74,7 +129,7 @@ def _zip_names(window: bytes) -> list[bytes]:
     return names
 
 
-def detect_format(name: str, head: bytes, size: int) -> str | None:
+def detect_format(name: str, head: Window, size: int) -> str | None:
     """``"safetensors"`` or ``"onnx"`` when the member is weights of a known format."""
     if name.endswith(".onnx"):
         return "onnx"
@@ -85,18 +140,18 @@ def detect_format(name: str, head: bytes, size: int) -> str | None:
     return None
 
 
-def check_content(name: str, size: int, head: bytes, tail: bytes, read_at: ReadAt) -> str | None:
+def check_content(name: str, size: int, head: Window, tail: Window, read_at: ReadAt) -> str | None:
     """Refuse pickle-like content and broken safetensors; return the weights format.
 
     ``head``/``tail`` are the first and last :data:`WINDOW` bytes of the content
     (they may overlap); ``read_at(offset, n)`` reads more when a header is larger.
     """
-    if _looks_like_pickle(head):
+    if _looks_like_pickle(head, tail):
         raise _unsafe(name, "content is a Python pickle, which runs code when loaded")
     if head[:4] == b"PK\x03\x04":
-        if any(_PKL_NAME.search(n) for n in _zip_names(head) + _zip_names(tail)):
+        if any(_PKL_NAME.search(n) for n in _zip_names(bytes(head)) + _zip_names(bytes(tail))):
             raise _unsafe(name, "zip archive holding a pickle (PyTorch checkpoint format)")
-    if head[:6] == b"\x93NUMPY" and re.search(rb"'descr':\s*'\|O'", head[:4096]):
+    if head[:6] == b"\x93NUMPY" and re.search(rb"'descr':\s*'\|O'", bytes(head[:4096])):
         raise _unsafe(name, "numpy object array (stored as pickle)")
     fmt = detect_format(name, head, size)
     if fmt == "safetensors" or name.endswith(".safetensors"):
@@ -105,7 +160,7 @@ def check_content(name: str, size: int, head: bytes, tail: bytes, read_at: ReadA
     return fmt
 
 
-def check_safetensors(name: str, size: int, head: bytes, read_at: ReadAt) -> int:
+def check_safetensors(name: str, size: int, head: Window, read_at: ReadAt) -> int:
     """Validate a safetensors header; returns the number of tensors."""
     from . import jsonstrict
 
@@ -114,7 +169,7 @@ def check_safetensors(name: str, size: int, head: bytes, read_at: ReadAt) -> int
     (n,) = struct.unpack_from("<Q", head)
     if n > SAFETENSORS_MAX_HEADER or n > size - 8:
         raise _unsafe(name, f"safetensors header length {n} is out of range")
-    raw = head[8 : 8 + n] if 8 + n <= len(head) else read_at(8, n)
+    raw = bytes(head[8 : 8 + n]) if 8 + n <= len(head) else read_at(8, n)
     if len(raw) != n:
         raise _unsafe(name, "safetensors header is truncated")
     try:

@@ -12,6 +12,7 @@ The same rules apply to names found on disk when packing and to names read from
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -24,7 +25,7 @@ MAX_COMPONENT = 255
 MAX_DEPTH = 32
 RESERVED_PREFIX = ".mlpack/"
 
-_FORBIDDEN_CHARS = frozenset('\\:*?"<>|')
+_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f:*?"<>|]')
 _DEVICE_NAMES = frozenset(
     ["CON", "PRN", "AUX", "NUL"]
     + [f"COM{i}" for i in range(1, 10)]
@@ -59,21 +60,24 @@ def check_name(name: str) -> None:
         raise _fail("E_LIMIT", name, f"longer than {MAX_NAME} bytes")
     if len(parts) > MAX_DEPTH:
         raise _fail("E_LIMIT", name, f"deeper than {MAX_DEPTH} components")
-    for ch in name:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            raise _fail("E_NAME", name, "control character in name")
-        if ch in _FORBIDDEN_CHARS:
-            raise _fail("E_NAME", name, f"character {ch!r} is not portable")
+    bad = _FORBIDDEN.search(name)
+    if bad:
+        ch = bad.group()
+        why = "control character in name" if ch < " " or ch == "\x7f" else f"character {ch!r} is not portable"
+        raise _fail("E_NAME", name, why)
     for part in parts:
-        if len(part.encode("utf-8")) > MAX_COMPONENT:
+        if len(part) > MAX_COMPONENT // 4 and len(part.encode("utf-8")) > MAX_COMPONENT:
             raise _fail("E_LIMIT", name, f"a component is longer than {MAX_COMPONENT} bytes")
-        if part.endswith((".", " ")):
+        if part[-1] in ". ":
             raise _fail("E_NAME", name, "component ends with '.' or space")
-        if part.split(".", 1)[0].upper() in _DEVICE_NAMES:
+        stem = part.split(".", 1)[0]
+        if 3 <= len(stem) <= 4 and stem.upper() in _DEVICE_NAMES:
             raise _fail("E_NAME", name, "Windows device name")
 
 
 def _fold(name: str) -> str:
+    if name.isascii():  # NFC is the identity on ASCII
+        return name.lower()
     return unicodedata.normalize("NFC", name).casefold()
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "encode_bundle",
     "open_bundle",
     "pae",
+    "check_statement_names",
     "parse_statement",
     "resource_order",
 ]
@@ -239,8 +240,23 @@ def _field(obj: dict[str, object], key: str, kind: type, where: str) -> object:
     return value
 
 
-def parse_statement(payload: bytes) -> Statement:
-    """Strictly parse a payload whose signature was already checked."""
+def check_statement_names(statement: Statement) -> None:
+    """The portable-name rules and collision checks over every signed name."""
+    names = [r.name for r in statement.resources]
+    check_names(names)
+    for name in names:
+        if name.startswith(RESERVED_PREFIX):
+            raise VerificationError(f"{name!r} uses the reserved prefix {RESERVED_PREFIX}",
+                                    code="E_PATH", member=name)
+
+
+def parse_statement(payload: bytes, *, check_names_now: bool = True) -> Statement:
+    """Strictly parse a payload whose signature was already checked.
+
+    With ``check_names_now=False`` the caller MUST call :func:`check_statement_names`
+    before it uses any name on a file system (verify overlaps it with hashing).
+    Exact duplicates are always refused here, by the strict ordering check.
+    """
     doc = _obj(jsonstrict.loads(payload, what="signed payload", max_size=MAX_BUNDLE,
                                 member=SIGNATURE_NAME), "payload")
     if doc.get("_type") != STATEMENT_TYPE or doc.get("predicateType") != PREDICATE_TYPE:
@@ -302,18 +318,16 @@ def parse_statement(payload: bytes) -> Statement:
             raise VerificationError(f"resource {name!r} has an invalid size", code="E_LIMIT", member=name)
         names.append(name)
         parsed.append((name, digest, size))
-    check_names(names)
-    for name in names:
-        if name.startswith(RESERVED_PREFIX):
-            raise VerificationError(f"{name!r} uses the reserved prefix {RESERVED_PREFIX}",
-                                    code="E_PATH", member=name)
     if MANIFEST_NAME not in names:
         raise VerificationError(f"the signed payload does not list {MANIFEST_NAME}", code="E_MANIFEST",
                                 member=MANIFEST_NAME)
     keys = [resource_order(n) for n in names]
-    if any(a >= b for a, b in zip(keys, keys[1:])):
-        raise VerificationError("resources are not in canonical order", code="E_MANIFEST",
-                                member=SIGNATURE_NAME)
+    for a, b, name in zip(keys, keys[1:], names[1:]):
+        if a >= b:
+            if a == b:
+                raise VerificationError(f"{name!r} is listed twice", code="E_DUPLICATE", member=name)
+            raise VerificationError("resources are not in canonical order", code="E_MANIFEST",
+                                    member=SIGNATURE_NAME)
     exec_set = set()
     for e in executable:
         if not isinstance(e, str) or e not in names or e in exec_set:
@@ -330,6 +344,8 @@ def parse_statement(payload: bytes) -> Statement:
     if subject_digest != statement.root_digest:
         raise VerificationError("root digest does not match the listed files", code="E_MANIFEST",
                                 member=SIGNATURE_NAME)
+    if check_names_now:
+        check_statement_names(statement)
     return statement
 
 

@@ -32,11 +32,12 @@ from .keys import PublicKey
 from .manifest import Manifest
 from .names import check_name
 from .report import Report
-from .signing import MAX_BUNDLE, Bundle, Statement, open_bundle, parse_statement
+from .signing import MAX_BUNDLE, Bundle, Statement, check_statement_names, open_bundle, parse_statement
 
 __all__ = ["unpack_pack", "verify_pack"]
 
 BATCH = 4 << 20  # members grouped into reads of about this size
+_ZEROS = bytes(BLOCK)
 CHUNK = 8 << 20  # streaming chunk for large members
 WORKERS = 2
 
@@ -100,10 +101,11 @@ def _scan_batch(fd: int, slots: Sequence[tuple[int, Slot]], algorithm: str,
         data = view[d : d + size]
         hasher = new_hasher(algorithm, size)
         hasher.update(data)
-        if any(view[d + size : slot.end - start]):
+        pad = slot.end - start - d - size
+        if pad and view[d + size : slot.end - start] != _ZEROS[:pad]:
             raise VerificationError(f"non-zero padding after {slot.member.name}", code="E_NONCANONICAL",
                                     member=slot.member.name)
-        fmt = check_content(slot.member.name, size, bytes(data[:WINDOW]), bytes(data[-WINDOW:]),
+        fmt = check_content(slot.member.name, size, data[:WINDOW], data[-WINDOW:],
                             lambda off, n, data=data: bytes(data[off : off + n]))  # type: ignore[misc]
         if sink is not None:
             out = sink.open(slot.member.name)
@@ -172,8 +174,12 @@ def _batches(slots: Sequence[Slot]) -> list[list[tuple[int, Slot]]]:
     return batches
 
 
-def _scan(fd: int, layout: Layout, algorithm: str, sink: _Sink | None) -> dict[int, _Result]:
-    """Check every header and hash every member; raises on the first (lowest) problem."""
+def _scan(fd: int, layout: Layout, algorithm: str, sink: _Sink | None,
+          meanwhile: Callable[[], None]) -> dict[int, _Result]:
+    """Check every header and hash every member; raises on the first (lowest) problem.
+
+    ``meanwhile`` runs on this thread while the workers hash (its error wins).
+    """
     slots = layout.slots[1:]  # slot 0, the signature member, was read already
     jobs = []
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -186,6 +192,7 @@ def _scan(fd: int, layout: Layout, algorithm: str, sink: _Sink | None) -> dict[i
         # Collect in order, so the first failing member is the one reported.
         results: dict[int, _Result] = {}
         try:
+            meanwhile()
             for job in jobs:
                 for r in job.result():
                     results[r.index] = r
@@ -366,7 +373,9 @@ def _verify(fd: int, file_size: int, report: Report, trust: Sequence[PublicKey],
             report.unsigned = True
             report.check(step).detail = "unsigned (allowed by --allow-unsigned)"
         step = "payload"
-        statement: Statement = parse_statement(bundle.payload)
+        # Names reach the file system only when unpacking: then they are checked
+        # first; a plain verify checks them while the workers hash.
+        statement: Statement = parse_statement(bundle.payload, check_names_now=sink is not None)
         if statement.mtime != mtime:
             raise VerificationError("header mtime differs from the signed mtime", code="E_NONCANONICAL",
                                     member=SIGNATURE_NAME)
@@ -374,9 +383,17 @@ def _verify(fd: int, file_size: int, report: Report, trust: Sequence[PublicKey],
         layout = Layout.plan(members, mtime=mtime)
         report.archive = {"size": file_size, "files": len(statement.resources),
                           "hash": statement.algorithm, "root_digest": f"sha256:{statement.root_digest}"}
-        report.passed(step, f"{len(statement.resources)} files, {statement.algorithm}")
-        step = "members"
+        names_checked = sink is not None
+
+        def check_names_meanwhile() -> None:
+            nonlocal names_checked
+            if not names_checked:
+                check_statement_names(statement)
+                names_checked = True
+
         if file_size != layout.total:
+            check_names_meanwhile()
+            step = "members"
             raise _diagnose(fd, layout, 1, file_size)
         if sink is not None:
             out = sink.open(SIGNATURE_NAME)
@@ -385,13 +402,16 @@ def _verify(fd: int, file_size: int, report: Report, trust: Sequence[PublicKey],
             finally:
                 sink.close(out, 0o644)
         try:
-            results = _scan(fd, layout, statement.algorithm, sink)
+            results = _scan(fd, layout, statement.algorithm, sink, check_names_meanwhile)
         except _Mismatch as mismatch:
+            step = "members"
             raise _diagnose(fd, layout, mismatch.index, file_size) from None
         except VerificationError as err:
-            if err.code == "E_UNSAFE_FORMAT":
-                step = "formats"
+            if names_checked:
+                step = "formats" if err.code == "E_UNSAFE_FORMAT" else "members"
             raise
+        report.passed("payload", f"{len(statement.resources)} files, {statement.algorithm}")
+        step = "members"
         if any(os.pread(fd, layout.total - layout.data_end, layout.data_end)):
             raise VerificationError("non-zero bytes in the end-of-archive blocks", code="E_NONCANONICAL")
         report.passed(step, f"{len(members)} members in canonical form, nothing else")
