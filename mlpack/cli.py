@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = app(args=argv, prog_name="mlpack", standalone_mode=False)
+        if result == EXIT_INTERRUPTED:  # typer returns Ctrl-C as exit code 130
+            _print_error(Interrupted("interrupted; no partial output was left behind"))
         return result if isinstance(result, int) else 0
     except MlpackError as err:
         _print_error(err)

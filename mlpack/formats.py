@@ -18,6 +18,7 @@ import io
 import pickletools
 import re
 import struct
+import warnings
 from collections.abc import Callable
 
 from .errors import VerificationError
@@ -48,6 +49,9 @@ def _unsafe(name: str, why: str) -> VerificationError:
 # Opcodes through which a pickle imports or calls something.
 _CALLS = frozenset(["GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD"])
 
+
+# pickletools decodes string arguments of arbitrary (hostile) bytes; its escape warnings are noise.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="pickletools")
 
 _OPCODE_BYTES = [False] * 256
 for _op in pickletools.opcodes:
@@ -104,9 +108,14 @@ def _looks_like_pickle(head: Window, tail: Window) -> bool:
     if scan is None:
         return False
     count, stopped, calls, _ = scan
-    # PROTO opens every protocol-2+ pickle
-    evidence = calls or count >= 4 or (len(window) > 1 and window[0] == 0x80 and 2 <= window[1] <= 5)
-    if not evidence or (count < 2 if stopped else bytes(tail[-1:]) != b"."):
+    if stopped:
+        # A complete pickle: it must import/call something, or be more than a lone value.
+        evidence = calls or count >= 4
+    else:
+        # A larger pickle's prefix: PROTO opens every protocol-2+ pickle, STOP ends every one.
+        proto = len(window) > 1 and window[0] == 0x80 and 2 <= window[1] <= 5
+        evidence = (calls or count >= 4 or proto) and bytes(tail[-1:]) == b"."
+    if not evidence:
         return False
     try:
         pickletools.dis(io.BytesIO(window), out=_Discard())

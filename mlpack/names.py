@@ -25,7 +25,7 @@ MAX_COMPONENT = 255
 MAX_DEPTH = 32
 RESERVED_PREFIX = ".mlpack/"
 
-_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f:*?"<>|]')
+_FORBIDDEN = re.compile(r'[\x00-\x1f\x7f*?"<>|]')
 _DEVICE_NAMES = frozenset(
     ["CON", "PRN", "AUX", "NUL"]
     + [f"COM{i}" for i in range(1, 10)]
@@ -51,8 +51,8 @@ def check_name(name: str) -> None:
         raise _fail("E_NAME", name, "not valid UTF-8") from None
     if name.startswith("/"):
         raise _fail("E_PATH", name, "absolute path")
-    if "\\" in name or (len(name) >= 2 and name[1] == ":"):
-        raise _fail("E_PATH", name, "backslash or drive letter")
+    if "\\" in name or ":" in name:
+        raise _fail("E_PATH", name, "backslash or colon (drive letter, NTFS stream)")
     parts = name.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise _fail("E_PATH", name, "empty, '.' or '..' path component")

@@ -278,7 +278,7 @@ def _names_after(read_at: Callable[[int, int], bytes], offset: int, file_size: i
 
 
 def _read_signature_member(fd: int, file_size: int) -> tuple[bytes, int]:
-    if file_size < 3 * BLOCK:
+    if file_size < BLOCK:
         raise VerificationError(f"file is {file_size} bytes: too short to be a pack", code="E_HEADER")
     block = os.pread(fd, BLOCK, 0)
     try:

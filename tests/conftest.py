@@ -1,0 +1,92 @@
+"""Shared fixtures: key pairs, small real model directories, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mlpack import keys
+from mlpack.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class KeyPair:
+    private: Path
+    public: Path
+    fingerprint: str
+
+
+def make_keypair(directory: Path, name: str = "author") -> KeyPair:
+    private, public, fingerprint = keys.generate(directory / name)
+    return KeyPair(private, public, fingerprint)
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return make_keypair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def other_keypair(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    return make_keypair(tmp_path_factory.mktemp("keys2"), "stranger")
+
+
+def write_model(root: Path) -> Path:
+    """A small but real model directory: safetensors weights, config, code, nested data."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    save_file(
+        {"layer1.weight": rng.standard_normal((16, 8)).astype(np.float32),
+         "layer1.bias": np.zeros(16, dtype=np.float32)},
+        str(root / "model.safetensors"),
+        metadata={"arch": "mlp"},
+    )
+    (root / "config.json").write_text('{"hidden": 16}\n')
+    (root / "code").mkdir()
+    (root / "code" / "train.py").write_text("print('training')\n")
+    run = root / "code" / "run.sh"
+    run.write_text("#!/bin/sh\necho run\n")
+    run.chmod(0o755)
+    (root / "data").mkdir()
+    (root / "data" / "labels.csv").write_text("id,label\n1,cat\n")
+    return root
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    return write_model(tmp_path / "model")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run ``mlpack ARGS`` in-process through the real entry point."""
+
+    def run(*args: str | os.PathLike[str]) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_process(*args: str | os.PathLike[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m mlpack ARGS`` as a real process."""
+    return subprocess.run([sys.executable, "-m", "mlpack", *map(str, args)], capture_output=True,
+                          text=True, **kwargs)  # type: ignore[call-overload]
