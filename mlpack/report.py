@@ -102,7 +102,8 @@ class Report:
         for c in self.checks:
             lines.append(f"  [{marks[c.status]}] {CHECK_TITLES[c.id]:<18} {c.detail}")
         if self.signers:
-            lines.append(f"  signed by: {', '.join(self.signers)}")
+            label = "signed by" if self.ok else "valid signature by (but the pack FAILED)"
+            lines.append(f"  {label}: {', '.join(self.signers)}")
         elif self.unsigned:
             lines.append("  NOT SIGNED: nothing vouches for who made this pack")
         return "\n".join(lines)
