@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import archive
+from . import archive, schema
 from ._atomic import atomic_output, write_all
 from .archive import MANIFEST_NAME, SIGNATURE_NAME, Layout, Member
 from .digest import check_algorithm, new_hasher
@@ -246,6 +246,10 @@ def write_pack(
                     for h in sorted(hashed, key=lambda h: h.source.name.encode()) if h.fmt)
     manifest = replace(manifest, files=FilesSummary(count=len(hashed), size=sum(h.size for h in hashed)),
                        weights=weights)
+    problems = schema.validate(manifest.to_dict(), "manifest")
+    if problems:  # never write a pack whose manifest breaks the normative schema
+        raise VerificationError(f"{MANIFEST_NAME} would not conform to the spec: {problems[0]}",
+                                code="E_MANIFEST", member=MANIFEST_NAME)
     manifest_item = _hash_one(Source(MANIFEST_NAME, data=manifest.to_bytes()), algorithm)
     items = [manifest_item] + sorted(hashed, key=lambda h: h.source.name.encode())
     statement = Statement.build(
