@@ -170,7 +170,7 @@ class ParsedHeader:
 
 
 def _num(field: bytes, what: str, offset: int) -> int:
-    if field and field[0] & 0x80:
+    if field and field[0] & 0x80 and what != "checksum":
         raise VerificationError(
             f"base-256 {what} field in header at offset {offset}", code="E_NONCANONICAL"
         )

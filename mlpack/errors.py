@@ -51,8 +51,17 @@ class MlpackError(Exception):
     def __str__(self) -> str:
         return f"[{self.code}] {self.message}"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # keyword-only fields survive pickling (errors cross process-pool boundaries)
+        return (_rebuild, (type(self), self.message, self.code, self.hint, self.member))
+
     def to_dict(self) -> dict[str, str | None]:
         return {"code": self.code, "message": self.message, "member": self.member}
+
+
+def _rebuild(cls: type[MlpackError], message: str, code: str, hint: str | None,
+             member: str | None) -> MlpackError:
+    return cls(message, code=code, hint=hint, member=member)
 
 
 class VerificationError(MlpackError):

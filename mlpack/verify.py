@@ -19,7 +19,8 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +40,15 @@ __all__ = ["unpack_pack", "verify_pack"]
 BATCH = 4 << 20  # members grouped into reads of about this size
 _ZEROS = bytes(BLOCK)
 CHUNK = 8 << 20  # streaming chunk for large members
-WORKERS = 2
+WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+FORK_MIN_MEMBERS = 512
 
 
 class _Mismatch(Exception):
     """A header differs from the canonical layout at slot ``index`` (diagnosed later)."""
 
     def __init__(self, index: int) -> None:
+        super().__init__(index)
         self.index = index
 
 
@@ -174,32 +177,63 @@ def _batches(slots: Sequence[Slot]) -> list[list[tuple[int, Slot]]]:
     return batches
 
 
+_FORKED: tuple[int, Layout, str] | None = None  # what forked scan workers inherit
+
+
+def _scan_range(bounds: tuple[int, int]) -> list[_Result]:
+    """Process-pool task: scan slots ``[start, stop)`` of the inherited layout."""
+    assert _FORKED is not None
+    fd, layout, algorithm = _FORKED
+    start, stop = bounds
+    slot = layout.slots[start]
+    if stop - start == 1 and slot.end - slot.offset > CHUNK:
+        return _scan_large(fd, start, slot, algorithm, None)
+    return _scan_batch(fd, [(i, layout.slots[i]) for i in range(start, stop)], algorithm, None)
+
+
+def _executor(fd: int, layout: Layout, algorithm: str, sink: _Sink | None) -> Executor:
+    """Processes for many small members (per-member Python work then runs on every core);
+    threads for unpacking and for few, large members (hashing releases the GIL)."""
+    global _FORKED
+    many = len(layout.slots) > FORK_MIN_MEMBERS
+    if sink is None and many and "fork" in multiprocessing.get_all_start_methods():
+        _FORKED = (fd, layout, algorithm)
+        return ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
+    return ThreadPoolExecutor(max_workers=WORKERS)
+
+
 def _scan(fd: int, layout: Layout, algorithm: str, sink: _Sink | None,
           meanwhile: Callable[[], None]) -> dict[int, _Result]:
     """Check every header and hash every member; raises on the first (lowest) problem.
 
     ``meanwhile`` runs on this thread while the workers hash (its error wins).
     """
+    global _FORKED
     slots = layout.slots[1:]  # slot 0, the signature member, was read already
     jobs = []
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    results: dict[int, _Result] = {}
+    pool = _executor(fd, layout, algorithm, sink)
+    try:
         for batch in _batches(slots):
-            slot = batch[0][1]
-            if len(batch) == 1 and slot.end - slot.offset > CHUNK:
-                jobs.append(pool.submit(_scan_large, fd, batch[0][0] + 1, slot, algorithm, sink))
+            first = batch[0][0] + 1
+            if isinstance(pool, ProcessPoolExecutor):
+                jobs.append(pool.submit(_scan_range, (first, first + len(batch))))
+            elif len(batch) == 1 and batch[0][1].end - batch[0][1].offset > CHUNK:
+                jobs.append(pool.submit(_scan_large, fd, first, batch[0][1], algorithm, sink))
             else:
                 jobs.append(pool.submit(_scan_batch, fd, [(i + 1, s) for i, s in batch], algorithm, sink))
+        meanwhile()
         # Collect in order, so the first failing member is the one reported.
-        results: dict[int, _Result] = {}
-        try:
-            meanwhile()
-            for job in jobs:
-                for r in job.result():
-                    results[r.index] = r
-        except BaseException:
-            for job in jobs:
-                job.cancel()
-            raise
+        for job in jobs:
+            for r in job.result():
+                results[r.index] = r
+    except BaseException:
+        for job in jobs:
+            job.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _FORKED = None
     return results
 
 

@@ -140,3 +140,33 @@ def test_failed_unpack_leaves_nothing(signed: Path, tmp_path: Path, keypair) -> 
     report = unpack_pack(signed, parent / "out", trust=trust_of(keypair))
     assert not report.ok
     assert sorted(p.name for p in parent.iterdir()) == ["canary"]
+
+
+@pytest.fixture
+def many_files_pack(tmp_path: Path, keypair) -> Path:  # type: ignore[no-untyped-def]
+    """More members than the process-pool threshold: the forked scan path."""
+    src = tmp_path / "many"
+    for i in range(900):
+        d = src / f"d{i % 9}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:04d}.bin").write_bytes(os.urandom(64 + i))
+    out = tmp_path / "many.mlpack"
+    pack_directory(src, out, key=keys.load_signing_key(keypair.private))
+    return out
+
+
+def test_many_members_verify_in_worker_processes(many_files_pack: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    from mlpack import verify
+
+    assert verify.FORK_MIN_MEMBERS < 900
+    report = verify_pack(many_files_pack, trust=trust_of(keypair))
+    assert report.ok, report.render()
+
+
+def test_errors_cross_the_process_boundary_intact(many_files_pack: Path, keypair) -> None:  # type: ignore[no-untyped-def]
+    data = bytearray(many_files_pack.read_bytes())
+    data[-20000] ^= 0xFF  # inside one of the last members
+    many_files_pack.write_bytes(bytes(data))
+    report = verify_pack(many_files_pack, trust=trust_of(keypair))
+    assert report.error is not None and report.error.code in ("E_DIGEST", "E_NONCANONICAL")
+    assert report.error.member is not None and report.error.member.startswith("d")
