@@ -170,10 +170,8 @@ class ParsedHeader:
 
 
 def _num(field: bytes, what: str, offset: int) -> int:
-    if field and field[0] & 0x80 and what != "checksum":
-        raise VerificationError(
-            f"base-256 {what} field in header at offset {offset}", code="E_NONCANONICAL"
-        )
+    if field and field[0] & 0x80:
+        raise VerificationError(f"base-256 {what} field in header at offset {offset}", code="E_HEADER")
     text = field.rstrip(b"\0 ").lstrip(b" ")
     if not text:
         return 0

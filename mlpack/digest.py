@@ -19,7 +19,7 @@ from .errors import VerificationError
 __all__ = ["ALGORITHMS", "HASH_TYPES", "Hasher", "check_algorithm", "new_hasher", "root_digest"]
 
 # OMS `serialization.hash_type` -> resource `algorithm`
-HASH_TYPES = {"sha256": "sha256", "blake2": "blake2b", "blake3": "blake3"}
+HASH_TYPES = {"sha256": "sha256", "blake2b": "blake2b", "blake3": "blake3"}  # as the reference signer writes
 ALGORITHMS = {v: k for k, v in HASH_TYPES.items()}  # algorithm -> hash_type
 DIGEST_HEX = {"sha256": 64, "blake2b": 128, "blake3": 64}
 BIG = 8 << 20  # from this size blake3 hashes with all cores

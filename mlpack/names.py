@@ -73,6 +73,9 @@ def check_name(name: str) -> None:
         stem = part.split(".", 1)[0]
         if 3 <= len(stem) <= 4 and stem.upper() in _DEVICE_NAMES:
             raise _fail("E_NAME", name, "Windows device name")
+    key = _fold(name)
+    if key == RESERVED_PREFIX[:-1] or key.startswith(RESERVED_PREFIX):
+        raise _fail("E_PATH", name, f"{RESERVED_PREFIX} is reserved for the signature")
 
 
 def _fold(name: str) -> str:

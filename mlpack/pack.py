@@ -32,7 +32,7 @@ from .errors import IOFailure, UsageError, VerificationError
 from .formats import WINDOW, check_content
 from .keys import SigningKey
 from .manifest import FilesSummary, Manifest, WeightsFile
-from .names import RESERVED_PREFIX, check_names
+from .names import check_names
 from .signing import MAX_RESOURCES, Resource, Statement, encode_bundle
 
 __all__ = ["PackResult", "Source", "pack_directory", "source_date_epoch", "write_pack"]
@@ -130,10 +130,10 @@ def _hash_one(source: Source, algorithm: str) -> _Hashed:
             tail = (tail + bytes(chunk[-WINDOW:]))[-WINDOW:]
             total += n
         if total != size:
-            raise UsageError(f"{source.path} changed while it was read", code="E_INPUT",
-                             hint="pack a directory nothing is writing to")
+            raise IOFailure(f"{source.path} changed while it was read",
+                            hint="pack a directory nothing is writing to")
         fmt = check_content(source.name, size, head, tail, lambda off, n: os.pread(fd, n, off))
-        mode = 0o755 if st.st_mode & 0o111 else 0o644
+        mode = 0o755 if st.st_mode & 0o100 else 0o644  # the owner's execute bit
         return _Hashed(source, size, mode, hasher.hexdigest(), fmt, _identity(st))
     finally:
         os.close(fd)
@@ -168,8 +168,8 @@ def _copy_into(out_fd: int, item: _Hashed) -> None:
     fd, st = _open_input(source)
     try:
         if _identity(st) != item.identity:
-            raise UsageError(f"{source.path} changed while packing", code="E_INPUT",
-                             hint="pack a directory nothing is writing to")
+            raise IOFailure(f"{source.path} changed while packing",
+                            hint="pack a directory nothing is writing to")
         remaining = item.size
         while remaining:
             try:
@@ -177,11 +177,12 @@ def _copy_into(out_fd: int, item: _Hashed) -> None:
             except OSError:
                 n = os.sendfile(out_fd, fd, None, remaining)
             if n == 0:
-                raise UsageError(f"{source.path} shrank while packing", code="E_INPUT")
+                raise IOFailure(f"{source.path} shrank while packing",
+                            hint="pack a directory nothing is writing to")
             remaining -= n
         if _identity(os.fstat(fd)) != item.identity:
-            raise UsageError(f"{source.path} changed while packing", code="E_INPUT",
-                             hint="pack a directory nothing is writing to")
+            raise IOFailure(f"{source.path} changed while packing",
+                            hint="pack a directory nothing is writing to")
     finally:
         os.close(fd)
 
@@ -199,11 +200,12 @@ def _read_small(item: _Hashed) -> bytes:
     fd, st = _open_input(source)
     try:
         if _identity(st) != item.identity:
-            raise UsageError(f"{source.path} changed while packing", code="E_INPUT",
-                             hint="pack a directory nothing is writing to")
+            raise IOFailure(f"{source.path} changed while packing",
+                            hint="pack a directory nothing is writing to")
         data = os.pread(fd, item.size, 0)
         if len(data) != item.size:
-            raise UsageError(f"{source.path} shrank while packing", code="E_INPUT")
+            raise IOFailure(f"{source.path} shrank while packing",
+                            hint="pack a directory nothing is writing to")
         return data
     finally:
         os.close(fd)
@@ -231,9 +233,6 @@ def write_pack(
     names = [s.name for s in sources]
     if MANIFEST_NAME in names:
         raise UsageError(f"{MANIFEST_NAME} is written by mlpack; do not pass it as a file")
-    for n in names:
-        if n.startswith(RESERVED_PREFIX):
-            raise VerificationError(f"{n!r}: the {RESERVED_PREFIX} prefix is reserved", code="E_PATH", member=n)
     if not sources:
         raise UsageError("nothing to pack: the directory holds no files", code="E_INPUT")
     if len(sources) + 1 > MAX_RESOURCES:

@@ -54,6 +54,7 @@ class Report:
     error: VerificationError | None = None
     unsigned: bool = False
     signers: list[str] = field(default_factory=list)
+    claimed_signer: str | None = None  # an untrusted key's unverified hint (E_UNTRUSTED_KEY)
     archive: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None
 
@@ -90,7 +91,8 @@ class Report:
             "verdict": self.verdict,
             "ok": self.ok,
             "error": self.error.to_dict() if self.error else None,
-            "signers": [{"fingerprint": f, "trusted": True} for f in self.signers],
+            "signers": [{"fingerprint": f, "trusted": True} for f in sorted(self.signers)]
+            + ([{"fingerprint": self.claimed_signer, "trusted": False}] if self.claimed_signer else []),
             "archive": self.archive,
             "manifest": self.manifest,
             "checks": [c.to_dict() for c in self.checks],

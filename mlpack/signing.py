@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import jsonstrict
 from .archive import MANIFEST_NAME, SIGNATURE_NAME, Member
 from .digest import ALGORITHMS, DIGEST_HEX, HASH_TYPES, check_algorithm, root_digest
-from .errors import UsageError, VerificationError
+from .errors import VerificationError
 from .keys import PublicKey, SigningKey
 from .names import RESERVED_PREFIX, check_names
 
@@ -47,6 +48,11 @@ PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 ARCHIVE_PROFILE = "mlpack-tar-v1"
 SPEC_VERSION = "1.0"
 MAX_BUNDLE = 16 << 20
+MAX_SIGNATURES = 64
+_SERIALIZATION_KEYS = frozenset(["method", "hash_type", "allow_symlinks", "ignore_paths"])
+_RESOURCE_KEYS = frozenset(["name", "algorithm", "digest"])
+MAX_MANIFEST_SIZE = 16 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 MAX_RESOURCES = 100_000
 MAX_SIZE = 1 << 63
 
@@ -176,59 +182,76 @@ def open_bundle(
 ) -> Bundle:
     """Parse the bundle and check its DSSE signatures; the payload stays unparsed.
 
-    Raises ``E_UNSIGNED``, ``E_UNTRUSTED_KEY``, ``E_BAD_SIGNATURE`` or ``E_THRESHOLD``.
-    With ``allow_unsigned`` a bundle with no signature at all is accepted (and the
-    caller reports the pack as unsigned); a bundle *with* signatures is always checked.
+    Steps 3 and 4 of spec/verification.md. Raises ``E_MANIFEST``, ``E_PAYLOAD_TYPE``,
+    ``E_UNSIGNED``, ``E_LIMIT``, ``E_UNTRUSTED_KEY``, ``E_BAD_SIGNATURE`` or ``E_THRESHOLD``.
+    With ``allow_unsigned`` a bundle with no signature at all is accepted (the caller
+    reports the pack as unsigned); a bundle *with* signatures is always checked.
     """
     doc = _obj(jsonstrict.loads(data, what="signature bundle", max_size=MAX_BUNDLE,
                                 member=SIGNATURE_NAME), "signature bundle")
+    material = _obj(doc.get("verificationMaterial"), "verificationMaterial")
+    public_key = _obj(material.get("publicKey"), "verificationMaterial.publicKey")
+    envelope = _obj(doc.get("dsseEnvelope"), "dsseEnvelope")
+    hint_value = public_key.get("hint")
+    if hint_value is not None and (not isinstance(hint_value, str) or not _HEX64.fullmatch(hint_value)):
+        raise VerificationError("the bundle's key hint is not 64 lowercase hex digits", code="E_MANIFEST",
+                                member=SIGNATURE_NAME)
+    hint = f"sha256:{hint_value}" if hint_value else None
+    signatures = envelope.get("signatures")
+    if not isinstance(signatures, list):
+        raise VerificationError("dsseEnvelope.signatures is not a list", code="E_MANIFEST",
+                                member=SIGNATURE_NAME)
+    sigs = [_obj(entry, "DSSE signature").get("sig") for entry in signatures]
+    if not all(isinstance(sig, str) for sig in sigs):
+        raise VerificationError("a DSSE signature has no sig string", code="E_MANIFEST", member=SIGNATURE_NAME)
     if doc.get("mediaType") != BUNDLE_MEDIA_TYPE:
         raise VerificationError(f"signature bundle media type is {doc.get('mediaType')!r}",
                                 code="E_PAYLOAD_TYPE", member=SIGNATURE_NAME)
-    material = _obj(doc.get("verificationMaterial", {}), "verificationMaterial")
-    hint_value = _obj(material.get("publicKey", {}), "publicKey").get("hint")
-    hint = f"sha256:{hint_value}" if isinstance(hint_value, str) and hint_value else None
-    envelope = _obj(doc.get("dsseEnvelope"), "dsseEnvelope")
-    payload = _b64(envelope.get("payload"), "DSSE payload")
     payload_type = envelope.get("payloadType")
-    signatures = envelope.get("signatures")
-    if not isinstance(signatures, list):
-        raise VerificationError("DSSE signatures is not a list", code="E_MANIFEST", member=SIGNATURE_NAME)
+    if payload_type != PAYLOAD_TYPE:
+        raise VerificationError(f"DSSE payload type is {payload_type!r}, not {PAYLOAD_TYPE}",
+                                code="E_PAYLOAD_TYPE", member=SIGNATURE_NAME)
+    payload = _b64(envelope.get("payload"), "DSSE payload")
     if not signatures:
-        if not allow_unsigned:
-            raise VerificationError("the pack is not signed", code="E_UNSIGNED", member=SIGNATURE_NAME,
-                                    hint="ask the author for a signed pack, or pass --allow-unsigned")
-    elif not trust:
-        raise UsageError("the pack is signed but no trusted key was given",
-                         hint="pass --key AUTHOR.pub (or --trust-dir DIR)")
-    message = pae(payload_type if isinstance(payload_type, str) else "", payload)
+        if allow_unsigned:
+            return Bundle(payload, 0, hint, ())
+        raise VerificationError("the pack is not signed", code="E_UNSIGNED", member=SIGNATURE_NAME,
+                                hint="ask the author for a signed pack, or pass --allow-unsigned")
+    if len(signatures) > MAX_SIGNATURES:
+        raise VerificationError(f"{len(signatures)} signatures exceed the limit of {MAX_SIGNATURES}",
+                                code="E_LIMIT", member=SIGNATURE_NAME)
+    message = pae(PAYLOAD_TYPE, payload)
     signers: dict[str, PublicKey] = {}
-    for entry in signatures:
-        sig = _b64(_obj(entry, "DSSE signature").get("sig"), "DSSE signature")
+    for sig_text in sigs:
+        try:
+            sig = base64.b64decode(str(sig_text), validate=True)
+        except (binascii.Error, ValueError):
+            continue  # not base64: a signature that does not verify
         for key in trust:  # keyid/hint are hints at best: try every trusted key
             if key.fingerprint not in signers and key.verify(sig, message):
                 signers[key.fingerprint] = key
-                break
-    if signatures and not signers:
+    if not signers:
         if hint and any(k.fingerprint == hint for k in trust):
             raise VerificationError("the signature does not match the signed content",
                                     code="E_BAD_SIGNATURE", member=SIGNATURE_NAME,
                                     hint="the pack was modified after signing")
-        raise VerificationError(
-            f"signed by a key you do not trust ({hint or 'unknown key'})",
-            code="E_UNTRUSTED_KEY", member=SIGNATURE_NAME,
+        raise UntrustedKey(
+            f"signed by a key you do not trust ({hint or 'no key hint'})", claimed=hint,
             hint="check the signer's fingerprint with the author, then pass their public key with --key",
         )
-    if signatures and len(signers) < threshold:
-        raise VerificationError(
-            f"{len(signers)} distinct trusted key(s) signed; {threshold} required",
-            code="E_THRESHOLD", member=SIGNATURE_NAME,
-        )
-    # DSSE: reject an unknown payload type only after the signature check, before parsing.
-    if payload_type != PAYLOAD_TYPE:
-        raise VerificationError(f"DSSE payload type is {payload_type!r}", code="E_PAYLOAD_TYPE",
-                                member=SIGNATURE_NAME)
-    return Bundle(payload, len(signatures), hint, tuple(signers.values()))
+    if len(signers) < threshold:
+        raise VerificationError(f"{len(signers)} distinct trusted key(s) signed; {threshold} required",
+                                code="E_THRESHOLD", member=SIGNATURE_NAME)
+    return Bundle(payload, len(signatures), hint, tuple(sorted(signers.values(), key=lambda k: k.fingerprint)))
+
+
+class UntrustedKey(VerificationError):
+    """``E_UNTRUSTED_KEY``, carrying the (unverified) fingerprint the bundle claims."""
+
+    def __init__(self, message: str, *, claimed: str | None = None, hint: str | None = None,
+                 code: str | None = None, member: str | None = None) -> None:
+        super().__init__(message, code="E_UNTRUSTED_KEY", hint=hint, member=SIGNATURE_NAME)
+        self.claimed = claimed
 
 
 def _field(obj: dict[str, object], key: str, kind: type, where: str) -> object:
@@ -242,110 +265,135 @@ def _field(obj: dict[str, object], key: str, kind: type, where: str) -> object:
 
 def check_statement_names(statement: Statement) -> None:
     """The portable-name rules and collision checks over every signed name."""
-    names = [r.name for r in statement.resources]
-    check_names(names)
-    for name in names:
-        if name.startswith(RESERVED_PREFIX):
-            raise VerificationError(f"{name!r} uses the reserved prefix {RESERVED_PREFIX}",
-                                    code="E_PATH", member=name)
+    check_names([r.name for r in statement.resources])
+
+
+def _manifest_error(why: str, member: str = SIGNATURE_NAME) -> VerificationError:
+    return VerificationError(why, code="E_MANIFEST", member=member)
 
 
 def parse_statement(payload: bytes, *, check_names_now: bool = True) -> Statement:
-    """Strictly parse a payload whose signature was already checked.
+    """Strictly parse a payload whose signature was already checked (spec step 5).
 
     With ``check_names_now=False`` the caller MUST call :func:`check_statement_names`
     before it uses any name on a file system (verify overlaps it with hashing).
-    Exact duplicates are always refused here, by the strict ordering check.
     """
     doc = _obj(jsonstrict.loads(payload, what="signed payload", max_size=MAX_BUNDLE,
                                 member=SIGNATURE_NAME), "payload")
+    # 5.2 statement and predicate types
     if doc.get("_type") != STATEMENT_TYPE or doc.get("predicateType") != PREDICATE_TYPE:
         raise VerificationError(
             f"payload is {doc.get('_type')!r} / {doc.get('predicateType')!r}, not an OMS v1.0 statement",
             code="E_PAYLOAD_TYPE", member=SIGNATURE_NAME)
+    # 5.3 structure
+    subject = _obj(_subject(doc), "subject[0]")
+    _field(subject, "name", str, "subject[0]")
+    subject_digest = _obj(subject.get("digest"), "subject[0].digest").get("sha256")
+    if not isinstance(subject_digest, str):
+        raise _manifest_error("subject[0].digest.sha256 is missing")
     predicate = _obj(doc.get("predicate"), "predicate")
     serialization = _obj(predicate.get("serialization"), "predicate.serialization")
+    unknown = set(serialization) - _SERIALIZATION_KEYS
+    if unknown:
+        raise _manifest_error(f"unknown serialization field(s): {', '.join(sorted(unknown))}")
     if serialization.get("method") != "files":
-        raise VerificationError(f"serialization method {serialization.get('method')!r} is not 'files'",
-                                code="E_MANIFEST", member=SIGNATURE_NAME)
-    hash_type = serialization.get("hash_type")
-    if hash_type not in HASH_TYPES:
-        raise VerificationError(f"hash type {hash_type!r} is not allowed", code="E_ALGORITHM",
-                                member=SIGNATURE_NAME)
-    algorithm = HASH_TYPES[str(hash_type)]
-    if serialization.get("ignore_paths", [SIGNATURE_NAME]) != [SIGNATURE_NAME]:
-        raise VerificationError("ignore_paths must list only the signature member",
-                                code="E_MANIFEST", member=SIGNATURE_NAME)
+        raise _manifest_error(f"serialization method {serialization.get('method')!r} is not 'files'")
+    if serialization.get("allow_symlinks") is not False:
+        raise _manifest_error("serialization.allow_symlinks must be false")
+    if serialization.get("ignore_paths") != [SIGNATURE_NAME]:
+        raise _manifest_error(f"serialization.ignore_paths must be exactly [{SIGNATURE_NAME!r}]")
     extra = _obj(predicate.get("mlpack"), "predicate.mlpack")
     version = str(_field(extra, "version", str, "predicate.mlpack"))
     if version.split(".")[0] != SPEC_VERSION.split(".")[0]:
         raise VerificationError(f"pack format version {version} is not supported (this is 1.x)",
                                 code="E_MANIFEST", member=SIGNATURE_NAME, hint="upgrade mlpack")
     if extra.get("archive") != ARCHIVE_PROFILE:
-        raise VerificationError(f"archive profile {extra.get('archive')!r} is not {ARCHIVE_PROFILE}",
-                                code="E_MANIFEST", member=SIGNATURE_NAME)
-    mtime = int(_field(extra, "mtime", int, "predicate.mlpack"))  # type: ignore[call-overload]
+        raise _manifest_error(f"archive profile {extra.get('archive')!r} is not {ARCHIVE_PROFILE}")
+    mtime = _field(extra, "mtime", int, "predicate.mlpack")
+    assert isinstance(mtime, int)
     if not 0 <= mtime < 8**11:
-        raise VerificationError("predicate.mlpack.mtime out of range", code="E_MANIFEST", member=SIGNATURE_NAME)
+        raise _manifest_error("predicate.mlpack.mtime is out of range")
     resources = predicate.get("resources")
     sizes = extra.get("sizes")
-    executable = extra.get("executable", [])
+    executable = extra.get("executable")
     if not isinstance(resources, list) or not isinstance(sizes, list) or not isinstance(executable, list):
-        raise VerificationError("resources, sizes and executable must be lists", code="E_MANIFEST",
-                                member=SIGNATURE_NAME)
-    if not resources:
-        raise VerificationError("the signed payload lists no files", code="E_MANIFEST", member=SIGNATURE_NAME)
-    if len(resources) > MAX_RESOURCES:
+        raise _manifest_error("resources, mlpack.sizes and mlpack.executable must be lists")
+    if len(resources) > MAX_RESOURCES:  # bound the work below before doing it
         raise VerificationError(f"{len(resources)} files exceed the limit of {MAX_RESOURCES}",
                                 code="E_LIMIT", member=SIGNATURE_NAME)
     if len(sizes) != len(resources):
-        raise VerificationError("predicate.mlpack.sizes does not match resources", code="E_MANIFEST",
-                                member=SIGNATURE_NAME)
-    names = []
-    parsed = []
-    hex_len = DIGEST_HEX[algorithm]
+        raise _manifest_error("predicate.mlpack.sizes does not match resources")
+    entries = []
     for i, entry in enumerate(resources):
         entry = _obj(entry, f"resources[{i}]")
-        name = str(_field(entry, "name", str, f"resources[{i}]"))
-        if entry.get("algorithm") != algorithm:
-            raise VerificationError(f"resource {name!r} uses algorithm {entry.get('algorithm')!r}, "
-                                    f"not {algorithm}", code="E_ALGORITHM", member=name)
-        digest = str(_field(entry, "digest", str, f"resources[{i}]"))
-        if len(digest) != hex_len or digest.strip("0123456789abcdef"):
-            raise VerificationError(f"resource {name!r} has a malformed digest", code="E_MANIFEST", member=name)
+        unknown = set(entry) - _RESOURCE_KEYS
+        if unknown:
+            raise _manifest_error(f"unknown field(s) in resources[{i}]: {', '.join(sorted(unknown))}")
+        name = _field(entry, "name", str, f"resources[{i}]")
+        algorithm = _field(entry, "algorithm", str, f"resources[{i}]")
+        digest = _field(entry, "digest", str, f"resources[{i}]")
         size = sizes[i]
-        if type(size) is not int or not 0 <= size < MAX_SIZE:
-            raise VerificationError(f"resource {name!r} has an invalid size", code="E_LIMIT", member=name)
-        names.append(name)
-        parsed.append((name, digest, size))
+        if type(size) is not int:
+            raise _manifest_error(f"predicate.mlpack.sizes[{i}] is not an integer")
+        entries.append((name, algorithm, digest, size))
+    if not all(isinstance(e, str) for e in executable):
+        raise _manifest_error("predicate.mlpack.executable must list names")
+    # 5.4 algorithm, then digests
+    hash_type = serialization.get("hash_type")
+    if hash_type not in HASH_TYPES:
+        raise VerificationError(f"hash type {hash_type!r} is not allowed (sha256, blake2b, blake3)",
+                                code="E_ALGORITHM", member=SIGNATURE_NAME)
+    algorithm_name = HASH_TYPES[str(hash_type)]
+    hex_len = DIGEST_HEX[algorithm_name]
+    for name, algorithm, digest, _size in entries:
+        if algorithm != algorithm_name:
+            raise VerificationError(f"resource {name!r} uses algorithm {algorithm!r}, not {algorithm_name}",
+                                    code="E_ALGORITHM", member=str(name))
+    for name, _algorithm, digest, _size in entries:
+        if len(str(digest)) != hex_len or str(digest).strip("0123456789abcdef"):
+            raise _manifest_error(f"resource {name!r} has a malformed digest", str(name))
+    names = [str(e[0]) for e in entries]
+    exec_set = set(executable)
+    statement = Statement(
+        name=str(subject["name"]),
+        algorithm=algorithm_name,
+        resources=tuple(Resource(n, str(d), int(z), 0o755 if n in exec_set else 0o644)
+                        for n, (_, _, d, z) in zip(names, entries)),
+        mtime=mtime,
+    )
+    # 5.5 names (possibly deferred); exact duplicates are caught by the order check below
+    if check_names_now:
+        check_statement_names(statement)
+    # 5.6 presence
+    if not names:
+        raise _manifest_error("the signed payload lists no files")
     if MANIFEST_NAME not in names:
-        raise VerificationError(f"the signed payload does not list {MANIFEST_NAME}", code="E_MANIFEST",
-                                member=MANIFEST_NAME)
+        raise _manifest_error(f"the signed payload does not list {MANIFEST_NAME}", MANIFEST_NAME)
+    # 5.7 limits
+    total = 0
+    for name, _a, _d, size in entries:
+        if not 0 <= size < MAX_SIZE:
+            raise VerificationError(f"resource {name!r} has an invalid size", code="E_LIMIT", member=str(name))
+        total += size
+        if name == MANIFEST_NAME and size > MAX_MANIFEST_SIZE:
+            raise VerificationError(f"{MANIFEST_NAME} is over {MAX_MANIFEST_SIZE} bytes", code="E_LIMIT",
+                                    member=MANIFEST_NAME)
+    if total >= MAX_SIZE:
+        raise VerificationError("the files add up to 2^63 bytes or more", code="E_LIMIT", member=SIGNATURE_NAME)
+    # 5.8 order
     keys = [resource_order(n) for n in names]
     for a, b, name in zip(keys, keys[1:], names[1:]):
         if a >= b:
             if a == b:
                 raise VerificationError(f"{name!r} is listed twice", code="E_DUPLICATE", member=name)
-            raise VerificationError("resources are not in canonical order", code="E_MANIFEST",
-                                    member=SIGNATURE_NAME)
-    exec_set = set()
-    for e in executable:
-        if not isinstance(e, str) or e not in names or e in exec_set:
-            raise VerificationError("predicate.mlpack.executable names an unknown file",
-                                    code="E_MANIFEST", member=SIGNATURE_NAME)
-        exec_set.add(e)
-    statement = Statement(
-        name=str(_obj(_subject(doc), "subject").get("name", "")),
-        algorithm=algorithm,
-        resources=tuple(Resource(n, d, s, 0o755 if n in exec_set else 0o644) for n, d, s in parsed),
-        mtime=mtime,
-    )
-    subject_digest = _obj(_obj(_subject(doc), "subject").get("digest"), "subject.digest").get("sha256")
+            raise _manifest_error("resources are not in canonical order")
+    exec_bytes = [str(e).encode() for e in executable]
+    if any(a >= b for a, b in zip(exec_bytes, exec_bytes[1:])) or not set(executable) <= set(names) \
+            or MANIFEST_NAME in executable:
+        raise _manifest_error("predicate.mlpack.executable must list resource names, sorted, once each")
+    # 5.9 root digest
     if subject_digest != statement.root_digest:
-        raise VerificationError("root digest does not match the listed files", code="E_MANIFEST",
-                                member=SIGNATURE_NAME)
-    if check_names_now:
-        check_statement_names(statement)
+        raise _manifest_error("root digest does not match the listed files")
     return statement
 
 

@@ -95,11 +95,13 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("mlpack ")
 
 
-def test_unsigned_flow(cli, tmp_path: Path, model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unsigned_flow(cli, tmp_path: Path, model_dir: Path, keypair) -> None:  # type: ignore[no-untyped-def]
     pack = tmp_path / "u.mlpack"
     r = cli("pack", model_dir, "-o", pack, "--unsigned")
     assert r.code == 0 and "UNSIGNED" in r.out
     r = cli("verify", pack)
+    assert r.code == 2 and "[E_USAGE] no trusted key given" in r.err
+    r = cli("verify", pack, "--key", keypair.public)
     assert r.code == 1 and "[E_UNSIGNED]" in r.err and "--allow-unsigned" in r.err
     r = cli("verify", pack, "--allow-unsigned")
     assert r.code == 0 and "UNSIGNED" in r.out and "NOT SIGNED" in r.out

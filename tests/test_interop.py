@@ -39,7 +39,13 @@ def test_peer_cli_accepts_unpacked_pack(unpacked: Path, keypair) -> None:  # typ
     assert "Verification succeeded" in proc.stdout
 
 
-@pytest.mark.parametrize("algorithm", ["sha256", "blake2b", "blake3"])
+@pytest.mark.parametrize("algorithm", [
+    "sha256",
+    pytest.param("blake2b", marks=pytest.mark.xfail(
+        strict=True, raises=ValueError,
+        reason="model_signing 1.1.1 writes hash_type 'blake2b' but cannot verify it (only 'blake2')")),
+    "blake3",
+])
 def test_peer_library_accepts_every_hash(model_dir: Path, tmp_path: Path, keypair, algorithm: str) -> None:  # type: ignore[no-untyped-def]
     """model_signing 1.1.1's CLI always re-hashes with sha256; its library follows the signed hash."""
     import model_signing

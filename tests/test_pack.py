@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mlpack import keys
-from mlpack.errors import UsageError, VerificationError
+from mlpack.errors import IOFailure, UsageError, VerificationError
 from mlpack.pack import pack_directory
 from mlpack.verify import verify_pack
 
@@ -224,7 +224,7 @@ def test_file_changed_while_packing_is_detected(tmp_path: Path, monkeypatch: pyt
         return result
 
     monkeypatch.setattr(pack_module, "_hash_all", hash_then_modify)
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(IOFailure) as info:
         pack_directory(src, tmp_path / "m.mlpack", key=None)
     assert "changed" in info.value.message
     assert not (tmp_path / "m.mlpack").exists()

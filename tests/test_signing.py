@@ -9,7 +9,7 @@ import json
 import pytest
 
 from mlpack import keys
-from mlpack.errors import UsageError, VerificationError
+from mlpack.errors import VerificationError
 from mlpack.signing import (
     PAYLOAD_TYPE,
     Resource,
@@ -83,12 +83,12 @@ def test_untrusted_key(signer, other_keypair) -> None:  # type: ignore[no-untype
     assert signer.fingerprint in info.value.message  # the hint is shown, never trusted
 
 
-def test_payload_type_checked_after_signature(signer, keypair) -> None:  # type: ignore[no-untyped-def]
+def test_payload_type_checked_before_signatures(signer, keypair) -> None:  # type: ignore[no-untyped-def]
+    """A constant comparison, before any key is tried (the PAE binds the type anyway)."""
     trust = keys.load_trust([str(keypair.public)], [])
-    # Signed over another payload type: the PAE differs, so the signature check fails first.
     with pytest.raises(VerificationError) as info:
         open_bundle(_tamper(encode_bundle(b"{}", [signer]), payloadType="text/plain"), trust)
-    assert info.value.code == "E_BAD_SIGNATURE"
+    assert info.value.code == "E_PAYLOAD_TYPE"
     # Correctly signed with an unsupported type: E_PAYLOAD_TYPE.
     message = pae("text/plain", b"{}")
     sig = base64.b64encode(signer.sign(message)).decode()
@@ -118,9 +118,27 @@ def test_unsigned_needs_permission() -> None:
     assert open_bundle(encode_bundle(b"{}", []), (), allow_unsigned=True).signature_count == 0
 
 
-def test_signed_pack_without_trust_is_a_usage_error(signer) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(UsageError):
-        open_bundle(encode_bundle(b"{}", [signer]), ())
+def test_signed_pack_without_trust_is_untrusted(signer) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(VerificationError) as info:
+        open_bundle(encode_bundle(b"{}", [signer]), (), allow_unsigned=True)
+    assert info.value.code == "E_UNTRUSTED_KEY"
+
+
+def test_too_many_signatures(signer, keypair) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads(encode_bundle(b"{}", [signer]))
+    doc["dsseEnvelope"]["signatures"] *= 65
+    with pytest.raises(VerificationError) as info:
+        open_bundle(json.dumps(doc).encode(), keys.load_trust([str(keypair.public)], []))
+    assert info.value.code == "E_LIMIT"
+
+
+@pytest.mark.parametrize("hint", ["ABC", "g" * 64, 5])
+def test_malformed_hint(signer, keypair, hint) -> None:  # type: ignore[no-untyped-def]
+    doc = json.loads(encode_bundle(b"{}", [signer]))
+    doc["verificationMaterial"]["publicKey"]["hint"] = hint
+    with pytest.raises(VerificationError) as info:
+        open_bundle(json.dumps(doc).encode(), keys.load_trust([str(keypair.public)], []))
+    assert info.value.code == "E_MANIFEST"
 
 
 def _payload(**predicate_changes: object) -> bytes:
@@ -140,7 +158,11 @@ def _payload(**predicate_changes: object) -> bytes:
         (lambda d: d["predicate"].update(resources=[]), "E_MANIFEST"),
         (lambda d: d["subject"][0]["digest"].update(sha256="0" * 64), "E_MANIFEST"),
         (lambda d: d["predicate"]["mlpack"].update(sizes=[1, 2]), "E_MANIFEST"),
-        (lambda d: d["predicate"]["mlpack"].update(sizes=[1, True, 3]), "E_LIMIT"),
+        (lambda d: d["predicate"]["mlpack"].update(sizes=[1, True, 3]), "E_MANIFEST"),
+        (lambda d: d["predicate"]["resources"][0].update(size=3), "E_MANIFEST"),
+        (lambda d: d["predicate"]["serialization"].update(shard_size=10), "E_MANIFEST"),
+        (lambda d: d["predicate"]["serialization"].update(allow_symlinks=True), "E_MANIFEST"),
+        (lambda d: d["predicate"]["mlpack"].update(executable=["mlpack.json"]), "E_MANIFEST"),
         (lambda d: d["predicate"]["mlpack"].update(sizes=[1, 2**63, 3]), "E_LIMIT"),
         (lambda d: d["predicate"]["mlpack"].update(version="2.0"), "E_MANIFEST"),
         (lambda d: d["predicate"]["mlpack"].update(executable=["nope"]), "E_MANIFEST"),
