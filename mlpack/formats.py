@@ -1,149 +1,243 @@
-"""Weight-format safety (spec/verification.md, step 8): no pickle, sound safetensors.
+"""Weight-format safety (spec/verification.md, "Format checks"): no pickle, sound safetensors.
 
-Pickle runs code when loaded, and scanners that look for "bad" pickles are
-denylists with a long bypass record. So mlpack refuses anything that *sniffs* as
-pickle, whatever its name: protocol 2-5 streams, protocol 0/1 opcode streams, zip
-archives holding ``*.pkl`` members (PyTorch's format) and ``.npy`` object arrays.
-safetensors headers are validated the way the reference reader does (size cap,
-offsets in range, no overlap, no holes) without loading a tensor.
+Loading a pickle runs code, and scanners that look for "dangerous" pickles are
+denylists with a long bypass record. So mlpack refuses anything that *sniffs* as a
+pickle, whatever its name: a stream that walks as pickle opcodes with consistent
+stack effects, a zip archive holding ``*.pkl`` entries (PyTorch's format), an
+``.npy`` array of Python objects. safetensors headers are validated as the reference
+reader does (size cap, offsets in range, no overlap, no holes), loading no tensor.
 
-Everything here works on a few windows of bytes (the head and tail of a file) and a
-``read_at`` callback, so the same code serves the packer (files on disk) and the
-verifier (ranges of the pack).
+Everything works on the file's first bytes (``head``), its last bytes (``tail``) and
+a ``read_at(offset, n)`` callback, so the same code serves the packer (files on disk)
+and the verifier (ranges of the pack).
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import pickletools
-import re
 import struct
 import warnings
 from collections.abc import Callable
 
 from .errors import VerificationError
 
-__all__ = ["WINDOW", "SAFETENSORS_MAX_HEADER", "check_content", "detect_format"]
+__all__ = ["SAFETENSORS_MAX_HEADER", "WINDOW", "check_content", "detect_format"]
 
 WINDOW = 64 * 1024
 SAFETENSORS_MAX_HEADER = 100_000_000
-_DTYPE_SIZES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4,
-    "I64": 8, "U64": 8, "F64": 8,
-    "C64": 8,
+_DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+    "I32": 32, "U32": 32, "F32": 32,
+    "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }  # fmt: skip
-_SUB_BYTE = {"F4": 1, "F6_E2M3": 6, "F6_E3M2": 6}  # bits per element / packed types
-_PKL_NAME = re.compile(rb"\.(pkl|pickle)$|(^|/)data\.pkl$")
+MAX_ZIP_ENTRIES = 100_000
+MAX_OPCODES = 1_000_000
+MAX_LINE = 65_536
 
 ReadAt = Callable[[int, int], bytes]
 Window = bytes | memoryview
 
+# Opcodes through which a pickle imports or calls something.
+_CALLS = frozenset(["GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD"])
+_CODE2OP = {ord(op.code): op for op in pickletools.opcodes}
+_LENGTH_PREFIX = {-2: (1, False), -3: (4, True), -4: (4, False), -5: (8, False)}  # n -> (width, signed)
+_LONG_LINE_OK = frozenset(["STRING", "UNICODE"])
+
+# pickletools decodes arguments of arbitrary (hostile) bytes; its escape warnings are noise.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="pickletools")
+
 
 def _unsafe(name: str, why: str) -> VerificationError:
     return VerificationError(f"{name}: {why}", code="E_UNSAFE_FORMAT", member=name,
-                             hint="ship weights as safetensors or ONNX (mlpack convert)")
+                             hint="ship weights as safetensors or ONNX, never as pickle")
 
 
-# Opcodes through which a pickle imports or calls something.
-_CALLS = frozenset(["GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD"])
+class _Reader:
+    """Random access to one file's bytes: its first window in memory, the rest on demand."""
+
+    def __init__(self, head: Window, size: int, read_at: ReadAt) -> None:
+        self.head, self.size, self.read_at = head, size, read_at
+
+    def get(self, pos: int, n: int) -> bytes:
+        n = max(0, min(n, self.size - pos))
+        if pos + n <= len(self.head):
+            return bytes(self.head[pos : pos + n])
+        return self.read_at(pos, n)
 
 
-# pickletools decodes string arguments of arbitrary (hostile) bytes; its escape warnings are noise.
-warnings.filterwarnings("ignore", category=DeprecationWarning, module="pickletools")
+def _walk(reader: _Reader, pos: int) -> tuple[str, int, bool, int]:
+    """One pickle walk from ``pos``: (``complete``/``long``/``invalid``, opcodes, calls, end).
 
-_OPCODE_BYTES = [False] * 256
-for _op in pickletools.opcodes:
-    _OPCODE_BYTES[ord(_op.code)] = True
-
-
-class _Discard(io.StringIO):
-    def write(self, s: str) -> int:
-        return len(s)
-
-
-def _scan_opcodes(window: bytes) -> tuple[int, bool, bool, bool] | None:
-    """(opcodes, reached STOP, calls something, ran out of window), or None if not opcodes."""
-    count = 0
-    stopped = calls = False
-    try:
-        for opcode, _arg, _pos in pickletools.genops(io.BytesIO(window)):
-            count += 1
-            calls = calls or opcode.name in _CALLS
-            if opcode.name == "STOP":
-                stopped = True
-                break
-    except ValueError as err:
-        if not _ran_out(err):
-            return None
-        return count, False, calls, True
-    except Exception:  # noqa: BLE001 - any decoding failure means "not a pickle"
-        return None
-    return count, stopped, calls, False
-
-
-def _ran_out(err: ValueError) -> bool:
-    text = str(err)
-    return "exhausted" in text or "but only" in text or "no newline" in text
-
-
-def _looks_like_pickle(head: Window, tail: Window) -> bool:
-    """True when the content is a pickle stream (``head``/``tail``: its first/last bytes).
-
-    Random binary data begins with valid opcodes far too often for a prefix test
-    (1 file in 16,000 starts with a PROTO opcode), so the window must parse as
-    opcodes with consistent stack effects (pickletools never imports or calls
-    anything): either a complete pickle up to STOP, or, for a pickle larger than
-    the window, a consistent prefix of it in a stream whose last byte is STOP.
-    Most content fails within its first bytes, so a short prefix is tried first.
+    Decodes opcodes as pickletools does and simulates their stack, mark and memo
+    effects as ``pickletools.dis`` does, skipping the data of length-prefixed
+    arguments without reading it. It never imports or calls anything.
     """
-    if not len(head) or not _OPCODE_BYTES[head[0]]:
-        return False
-    window = bytes(head[:1024])
-    scan = _scan_opcodes(window)
-    if scan is not None and scan[3] and len(head) > len(window):
-        window = bytes(head)
-        scan = _scan_opcodes(window)
-    if scan is None:
-        return False
-    count, stopped, calls, _ = scan
-    if stopped:
-        # A complete pickle: it must import/call something, or be more than a lone value.
-        evidence = calls or count >= 4
-    else:
-        # A larger pickle's prefix: PROTO opens every protocol-2+ pickle, STOP ends every one.
-        proto = len(window) > 1 and window[0] == 0x80 and 2 <= window[1] <= 5
-        evidence = (calls or count >= 4 or proto) and bytes(tail[-1:]) == b"."
-    if not evidence:
-        return False
+    stack: list[object] = []
+    marks = 0
+    memo: set[object] = set()
+    count = 0
+    calls = False
+    mark = pickletools.markobject
+    while True:
+        if count >= MAX_OPCODES:
+            return "long", count, calls, pos
+        if pos >= reader.size:
+            return "invalid", count, calls, pos
+        op = _CODE2OP.get(reader.get(pos, 1)[0])
+        if op is None:
+            return "invalid", count, calls, pos
+        pos += 1
+        count += 1
+        arg: object = None
+        if op.arg is not None:
+            n = op.arg.n
+            try:
+                if n >= 0:
+                    raw = reader.get(pos, n)
+                    if len(raw) < n:
+                        return "invalid", count, calls, pos
+                    arg = op.arg.reader(io.BytesIO(raw))
+                    pos += n
+                elif n == pickletools.UP_TO_NEWLINE:
+                    lines = 2 if op.name in ("GLOBAL", "INST") else 1
+                    raw = reader.get(pos, lines * (MAX_LINE + 1))
+                    cut = -1
+                    for _ in range(lines):
+                        cut = raw.find(b"\n", cut + 1)
+                        if cut < 0:
+                            break
+                    if cut < 0:
+                        quoted = op.name != "STRING" or raw[:1] in (b"'", b'"')
+                        long_line = op.name in _LONG_LINE_OK and quoted and len(raw) > MAX_LINE
+                        return ("long" if long_line else "invalid"), count, calls, pos
+                    stream = io.BytesIO(raw[: cut + 1])
+                    arg = op.arg.reader(stream)
+                    pos += stream.tell()
+                else:
+                    width, signed = _LENGTH_PREFIX[n]
+                    raw = reader.get(pos, width)
+                    if len(raw) < width:
+                        return "invalid", count, calls, pos
+                    length = int.from_bytes(raw, "little", signed=signed)
+                    pos += width + length
+                    if length < 0 or pos > reader.size:
+                        return "invalid", count, calls, pos
+            except Exception:  # noqa: BLE001 - a malformed argument ends the walk
+                return "invalid", count, calls, pos
+        calls = calls or op.name in _CALLS
+        before, after = op.stack_before, op.stack_after
+        pop = len(before)
+        if mark in before or (op.name == "POP" and stack and stack[-1] is mark):
+            if not marks or mark not in stack:
+                return "invalid", count, calls, pos
+            marks -= 1
+            while stack[-1] is not mark:
+                stack.pop()
+            stack.pop()
+            pop = before.index(mark) if mark in before else 0
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            key = len(memo) if op.name == "MEMOIZE" else arg
+            if key in memo or not stack or stack[-1] is mark:
+                return "invalid", count, calls, pos
+            memo.add(key)
+        elif op.name in ("GET", "BINGET", "LONG_BINGET") and arg not in memo:
+            return "invalid", count, calls, pos
+        if len(stack) < pop:
+            return "invalid", count, calls, pos
+        if pop:
+            del stack[-pop:]
+        if mark in after:
+            marks += 1
+        stack.extend(after)
+        if op.name == "STOP":
+            return ("complete" if not stack else "invalid"), count, calls, pos
+
+
+def _sniffs_as_pickle(reader: _Reader) -> bool:
+    """A long walk, or a complete and substantial one (at most 16 walks in a row)."""
+    pos = 0
+    for _ in range(16):  # PyTorch's legacy format: a 3-opcode magic-number pickle, then more
+        outcome, count, calls, pos = _walk(reader, pos)
+        if outcome == "long" or (outcome == "complete" and (calls or count >= 4)):
+            return True
+        if outcome != "complete" or pos >= reader.size:
+            return False
+    return False
+
+
+def _zip_has_pickle(reader: _Reader, tail: Window) -> str | None:
+    """Why a zip archive must be refused (pickle entries, unreadable directory), or None."""
+    tail_bytes = bytes(tail)
+    eocd = tail_bytes.rfind(b"PK\x05\x06")
+    if eocd < 0 or eocd + 22 > len(tail_bytes):
+        return "zip archive whose central directory cannot be read"
+    entries, cd_size, cd_offset = struct.unpack_from("<HII", tail_bytes, eocd + 10)
+    if entries == 0xFFFF or cd_offset == 0xFFFFFFFF:  # zip64: find the zip64 end record
+        locator = tail_bytes.rfind(b"PK\x06\x07", 0, eocd)
+        if locator < 0:
+            return "zip archive whose central directory cannot be read"
+        (z64,) = struct.unpack_from("<Q", tail_bytes, locator + 8)
+        record = reader.get(z64, 56)
+        if len(record) < 56 or record[:4] != b"PK\x06\x06":
+            return "zip archive whose central directory cannot be read"
+        entries, cd_size, cd_offset = struct.unpack_from("<QQQ", record, 32)
+    if entries > MAX_ZIP_ENTRIES:
+        return f"zip archive with more than {MAX_ZIP_ENTRIES} entries"
+    directory = reader.get(cd_offset, cd_size)
+    if len(directory) < cd_size:
+        return "zip archive whose central directory cannot be read"
+    pos = 0
+    for _ in range(entries):
+        if directory[pos : pos + 4] != b"PK\x01\x02" or pos + 46 > len(directory):
+            return "zip archive whose central directory cannot be read"
+        n_len, x_len, c_len = struct.unpack_from("<HHH", directory, pos + 28)
+        (local,) = struct.unpack_from("<I", directory, pos + 42)
+        names = [directory[pos + 46 : pos + 46 + n_len]]
+        header = reader.get(local, 30)
+        if len(header) == 30 and header[:4] == b"PK\x03\x04":
+            (l_len,) = struct.unpack_from("<H", header, 26)
+            names.append(reader.get(local + 30, l_len))
+        if any(n.lower().endswith((b".pkl", b".pickle")) for n in names):
+            return "zip archive holding a pickle (PyTorch checkpoint format)"
+        pos += 46 + n_len + x_len + c_len
+    return None
+
+
+def _has_object_field(descr: object) -> bool:
+    if isinstance(descr, str):
+        return descr.lstrip("|<>=").startswith("O")
+    if isinstance(descr, (list, tuple)):
+        return any(_has_object_field(item) for item in descr)
+    return False
+
+
+def _npy_problem(reader: _Reader) -> str | None:
+    header = reader.get(0, WINDOW)
+    end = header.find(b"}")
     try:
-        pickletools.dis(io.BytesIO(window), out=_Discard())
-    except ValueError as err:
-        # A window cut from a larger pickle ends mid-stream; anything else is not a pickle.
-        return not stopped and _ran_out(err)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
-
-
-def _zip_names(window: bytes) -> list[bytes]:
-    names = []
-    for sig, name_at, len_at in ((b"PK\x03\x04", 30, 26), (b"PK\x01\x02", 46, 28)):
-        pos = window.find(sig)
-        while pos >= 0 and pos + name_at <= len(window):
-            n_len = struct.unpack_from("<H", window, pos + len_at)[0]
-            names.append(window[pos + name_at : pos + name_at + n_len])
-            pos = window.find(sig, pos + 4)
-    return names
+        text = header[header.index(b"{") : end + 1].decode("latin-1")
+        meta = ast.literal_eval(text)
+        descr = meta["descr"]
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
+        return "numpy file whose header cannot be parsed"
+    if _has_object_field(descr):
+        return "numpy array of Python objects (stored as pickle)"
+    return None
 
 
 def detect_format(name: str, head: Window, size: int) -> str | None:
-    """``"safetensors"`` or ``"onnx"`` when the member is weights of a known format."""
+    """``"safetensors"`` or ``"onnx"`` when the file is weights of a known format."""
     if name.endswith(".onnx"):
         return "onnx"
+    if name.endswith(".safetensors"):
+        return "safetensors"
     if size >= 10 and head[8:9] == b"{":
-        n = struct.unpack_from("<Q", head)[0]
+        (n,) = struct.unpack_from("<Q", head)
         if 2 <= n <= size - 8:
             return "safetensors"
     return None
@@ -153,19 +247,22 @@ def check_content(name: str, size: int, head: Window, tail: Window, read_at: Rea
     """Refuse pickle-like content and broken safetensors; return the weights format.
 
     ``head``/``tail`` are the first and last :data:`WINDOW` bytes of the content
-    (they may overlap); ``read_at(offset, n)`` reads more when a header is larger.
+    (they may overlap); ``read_at(offset, n)`` reads anything else.
     """
-    if _looks_like_pickle(head, tail):
+    reader = _Reader(head, size, read_at)
+    if head[:1] and head[0] in _CODE2OP and _sniffs_as_pickle(reader):
         raise _unsafe(name, "content is a Python pickle, which runs code when loaded")
     if head[:4] == b"PK\x03\x04":
-        if any(_PKL_NAME.search(n) for n in _zip_names(bytes(head)) + _zip_names(bytes(tail))):
-            raise _unsafe(name, "zip archive holding a pickle (PyTorch checkpoint format)")
-    if head[:6] == b"\x93NUMPY" and re.search(rb"'descr':\s*'\|O'", bytes(head[:4096])):
-        raise _unsafe(name, "numpy object array (stored as pickle)")
+        why = _zip_has_pickle(reader, tail)
+        if why:
+            raise _unsafe(name, why)
+    if head[:6] == b"\x93NUMPY":
+        why = _npy_problem(reader)
+        if why:
+            raise _unsafe(name, why)
     fmt = detect_format(name, head, size)
-    if fmt == "safetensors" or name.endswith(".safetensors"):
+    if fmt == "safetensors":
         check_safetensors(name, size, head, read_at)
-        return "safetensors"
     return fmt
 
 
@@ -198,7 +295,7 @@ def check_safetensors(name: str, size: int, head: Window, read_at: ReadAt) -> in
         if not isinstance(info, dict):
             raise _unsafe(name, f"tensor {key!r}: entry is not an object")
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if not isinstance(dtype, str) or (dtype not in _DTYPE_SIZES and dtype not in _SUB_BYTE):
+        if not isinstance(dtype, str) or dtype not in _DTYPE_BITS:
             raise _unsafe(name, f"tensor {key!r}: unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise _unsafe(name, f"tensor {key!r}: bad shape")
@@ -209,11 +306,8 @@ def check_safetensors(name: str, size: int, head: Window, read_at: ReadAt) -> in
         count = 1
         for d in shape:
             count *= d
-        if dtype in _DTYPE_SIZES:
-            expected = count * _DTYPE_SIZES[dtype]
-        else:
-            expected = (count * _SUB_BYTE[dtype] + 7) // 8
-        if offsets[1] - offsets[0] != expected:
+        bits = count * _DTYPE_BITS[dtype]
+        if bits % 8 or offsets[1] - offsets[0] != bits // 8:
             raise _unsafe(name, f"tensor {key!r}: {offsets[1] - offsets[0]} bytes for shape {shape}")
         spans.append((offsets[0], offsets[1], key))
     spans.sort()
