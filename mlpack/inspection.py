@@ -23,7 +23,7 @@ __all__ = ["Inspection", "inspect_pack"]
 INSPECT_VERSION = "1.0"
 SMALL_BUNDLE = 256 << 10
 EDGE = 4096
-MAX_INSPECT_MANIFEST = 1 << 20
+MAX_INSPECT_MANIFEST = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,9 @@ def inspect_pack(path: str | os.PathLike[str]) -> Inspection:
     try:
         if file_size < 3 * BLOCK:
             raise VerificationError(f"file is {file_size} bytes: too short to be a pack", code="E_HEADER")
+        if file_size % BLOCK:
+            raise VerificationError(f"file size {file_size} is not a multiple of {BLOCK}: truncated",
+                                    code="E_TRUNCATED")
         read_at = lambda offset, n: os.pread(fd, n, offset)  # noqa: E731
         first = archive.parse_header(read_at, 0, file_size)
         if first is None or first.name != SIGNATURE_NAME:
@@ -125,8 +128,8 @@ def inspect_pack(path: str | os.PathLike[str]) -> Inspection:
         if second is None or second.name != MANIFEST_NAME:
             raise VerificationError(f"member 1 is not {MANIFEST_NAME}", code="E_MANIFEST")
         if second.size > MAX_INSPECT_MANIFEST:
-            raise VerificationError(f"{MANIFEST_NAME} is {second.size} bytes; inspect reads at most "
-                                    f"{MAX_INSPECT_MANIFEST}", code="E_LIMIT", hint="use mlpack verify")
+            raise VerificationError(f"{MANIFEST_NAME} is {second.size} bytes, over the limit of "
+                                    f"{MAX_INSPECT_MANIFEST}", code="E_LIMIT")
         data = os.pread(fd, second.size, offset + second.length)
         if len(data) != second.size:
             raise VerificationError(f"archive ends inside {MANIFEST_NAME}", code="E_TRUNCATED")
