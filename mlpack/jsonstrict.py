@@ -9,6 +9,7 @@ the one canonical serialisation used for everything mlpack signs or hashes.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import VerificationError
@@ -27,6 +28,27 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"duplicate key {key!r}")
         out[key] = value
     return out
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    """Escaped pairs decode to one code point; a lone half stays a surrogate."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _too_deep(obj: Any, limit: int) -> bool:
@@ -65,6 +87,9 @@ def loads(data: bytes, *, what: str, max_size: int, max_depth: int = 16, member:
         ) from None
     else:
         too_deep = _too_deep(value, max_depth)
+        if _SURROGATE_ESCAPE.search(data) and _has_lone_surrogate(value):
+            raise VerificationError(f"{what} contains an escaped lone surrogate (not valid Unicode)",
+                                    code="E_MANIFEST", member=member)
     if too_deep:
         raise VerificationError(f"{what} nests deeper than {max_depth} levels", code="E_MANIFEST", member=member)
     return value

@@ -28,7 +28,7 @@ from . import archive
 from .archive import BLOCK, MANIFEST_NAME, SIGNATURE_NAME, Layout, Member, Slot
 from .digest import new_hasher
 from .errors import IOFailure, UsageError, VerificationError
-from .formats import WINDOW, check_content
+from .formats import WINDOW, check_content, detect_format
 from .keys import PublicKey
 from .manifest import Manifest
 from .names import check_name
@@ -85,10 +85,11 @@ def _finish(plan: _Plan, index: int, digest: str, size: int, head: memoryview | 
     """Format checks run only on bytes whose digest matched (spec step 8 after step 6)."""
     result = _Result(index, digest)
     if digest == plan.expected[index]:
+        name = plan.layout.slots[index].member.name
         try:
-            result.fmt = check_content(plan.layout.slots[index].member.name, size, head, tail, read_at)
+            result.fmt = check_content(name, size, head, tail, read_at)
         except VerificationError as err:
-            result.fmt_error = err
+            result.fmt, result.fmt_error = detect_format(name, head, size), err
     return result
 
 

@@ -37,3 +37,11 @@ def test_dumps_is_canonical() -> None:
         '{"a":{"x":null,"y":true},"b":[1,"é"]}'.encode()
     with pytest.raises(ValueError):
         jsonstrict.dumps({"x": float("nan")})
+
+
+def test_lone_surrogates_refused_pairs_allowed() -> None:
+    with pytest.raises(VerificationError):
+        jsonstrict.loads(b'{"name": "a\\ud800b"}', what="doc", max_size=100)
+    with pytest.raises(VerificationError):
+        jsonstrict.loads(b'{"\\udc00": 1}', what="doc", max_size=100)
+    assert jsonstrict.loads(b'["\\ud83d\\ude00"]', what="doc", max_size=100) == ["\U0001f600"]
