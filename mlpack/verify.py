@@ -13,14 +13,11 @@ executed, imported or unpickled.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import shutil
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,10 +234,12 @@ def _scan(plan: _Plan, sink: _Sink | None, meanwhile: Callable[[], None]) -> dic
     the GIL). ``meanwhile`` runs on this thread while the workers hash; its error wins.
     """
     global _FORKED
-    forked = (sink is None and len(plan.layout.slots) > FORK_MIN_MEMBERS
-              and "fork" in multiprocessing.get_all_start_methods())
+    forked = sink is None and len(plan.layout.slots) > FORK_MIN_MEMBERS and hasattr(os, "fork")
     pool: Executor
     if forked:
+        import multiprocessing  # only here: it costs 10 ms of start-up
+        from concurrent.futures import ProcessPoolExecutor
+
         _FORKED = plan
         pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
     else:
@@ -582,6 +581,9 @@ def unpack_pack(
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"directory {parent} does not exist", code="E_INPUT")
+    import shutil
+    import tempfile
+
     try:
         staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp"))
     except OSError as err:
