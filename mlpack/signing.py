@@ -166,9 +166,12 @@ def _b64(text: object, what: str) -> bytes:
     if not isinstance(text, str):
         raise VerificationError(f"{what} is not a base64 string", code="E_MANIFEST", member=SIGNATURE_NAME)
     try:
-        return base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise VerificationError(f"{what} is not valid base64", code="E_MANIFEST", member=SIGNATURE_NAME) from None
+    if base64.b64encode(raw).decode() != text:  # non-zero padding bits: one encoding per payload
+        raise VerificationError(f"{what} is not canonical base64", code="E_MANIFEST", member=SIGNATURE_NAME)
+    return raw
 
 
 def _obj(value: object, what: str) -> dict[str, object]:

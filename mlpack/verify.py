@@ -285,28 +285,10 @@ def _diagnose(fd: int, layout: Layout, first: int, file_size: int) -> Verificati
         if found is None:
             return VerificationError(f"member {name} is missing (archive ends early)", code="E_MISSING",
                                      member=name)
-        if found.typeflag != b"0":
-            kinds = {b"1": "hard link", b"2": "symbolic link", b"3": "character device",
-                     b"4": "block device", b"5": "directory", b"6": "FIFO", b"7": "contiguous file",
-                     b"S": "sparse file", b"L": "GNU long name", b"K": "GNU long link name"}
-            kind = kinds.get(found.typeflag, f"type {found.typeflag!r}")
-            code = "E_NONCANONICAL" if found.typeflag in (b"L", b"K") else "E_MEMBER_TYPE"
-            return VerificationError(f"member {found.name!r} is a {kind}; only regular files are allowed",
-                                     code=code, member=found.name)
-        if any(k.startswith("GNU.sparse") for k in found.pax_keys):
-            return VerificationError(f"member {found.name!r} is a sparse file", code="E_MEMBER_TYPE",
-                                     member=found.name)
-        other = expected.get(found.name)
-        if other is None:
-            try:
-                check_name(found.name)
-            except VerificationError as err:
-                return err
-            return VerificationError(f"member {found.name!r} is not in the signed file list",
-                                     code="E_UNLISTED", member=found.name)
-        if other < index:
-            return VerificationError(f"member {found.name!r} appears twice", code="E_DUPLICATE",
-                                     member=found.name)
+        unexpected = _unexpected_member(found, expected, index)
+        if unexpected is not None:
+            return unexpected
+        other = expected[found.name]
         if other > index:
             later = _names_after(read_at, slot.offset, file_size, len(layout.slots) + 16)
             if name in later:
@@ -318,10 +300,57 @@ def _diagnose(fd: int, layout: Layout, first: int, file_size: int) -> Verificati
                 code="E_SIZE", member=name)
         return VerificationError(f"header of {name!r} is not canonical (metadata differs)",
                                  code="E_NONCANONICAL", member=name)
+    return _after_last_member(fd, layout, file_size)
+
+
+def _after_last_member(fd: int, layout: Layout, file_size: int) -> VerificationError:
+    """Every expected header matched: explain what follows the last member."""
+    expected = {s.member.name: i for i, s in enumerate(layout.slots)}
+    if file_size >= layout.data_end + BLOCK:
+        try:
+            found = archive.parse_header(_read_at(fd), layout.data_end, file_size)
+        except VerificationError:
+            found = None
+        if found is not None:  # a member smuggled in after the last signed one
+            unexpected = _unexpected_member(found, expected, len(layout.slots))
+            if unexpected is not None:
+                return unexpected
     if file_size < layout.total:
         return VerificationError("archive ends before its end-of-archive blocks", code="E_TRUNCATED")
-    return VerificationError(f"{file_size - layout.total} unexpected bytes after the end of the archive",
-                             code="E_NONCANONICAL")
+    if file_size > layout.total:
+        return VerificationError(f"{file_size - layout.total} unexpected bytes after the end of the archive",
+                                 code="E_NONCANONICAL")
+    return VerificationError("non-zero bytes in the end-of-archive blocks", code="E_NONCANONICAL")
+
+
+_KINDS = {b"1": "hard link", b"2": "symbolic link", b"3": "character device", b"4": "block device",
+          b"5": "directory", b"6": "FIFO", b"7": "contiguous file", b"S": "sparse file",
+          b"L": "GNU long name", b"K": "GNU long link name"}
+
+
+def _unexpected_member(found: archive.ParsedHeader, expected: dict[str, int],
+                       index: int) -> VerificationError | None:
+    """Rows 4-9 of the diagnosis table: a member of the wrong kind or name; None otherwise."""
+    if found.typeflag != b"0":
+        kind = _KINDS.get(found.typeflag, f"type {found.typeflag!r}")
+        code = "E_NONCANONICAL" if found.typeflag in (b"L", b"K") else "E_MEMBER_TYPE"
+        return VerificationError(f"member {found.name!r} is a {kind}; only regular files are allowed",
+                                 code=code, member=found.name)
+    if any(k.startswith("GNU.sparse") for k in found.pax_keys):
+        return VerificationError(f"member {found.name!r} is a sparse file", code="E_MEMBER_TYPE",
+                                 member=found.name)
+    other = expected.get(found.name)
+    if other is None:
+        try:
+            check_name(found.name)
+        except VerificationError as err:
+            return err
+        return VerificationError(f"member {found.name!r} is not in the signed file list",
+                                 code="E_UNLISTED", member=found.name)
+    if other < index:
+        return VerificationError(f"member {found.name!r} appears twice", code="E_DUPLICATE",
+                                 member=found.name)
+    return None
 
 
 def _names_after(read_at: Callable[[int, int], bytes], offset: int, file_size: int, cap: int) -> set[str]:
@@ -497,7 +526,7 @@ def _verify(fd: int, file_size: int, report: Report, trust: Sequence[PublicKey],
         _payload_passed(report, statement, file_size)
         step = "members"
         if any(os.pread(fd, layout.total - layout.data_end, layout.data_end)):
-            raise VerificationError("non-zero bytes in the end-of-archive blocks", code="E_NONCANONICAL")
+            raise _after_last_member(fd, layout, file_size)
         report.passed(step, f"{len(members)} members in canonical form, nothing else")
         step = "digests"
         bad = [layout.slots[i].member.name for i in sorted(results) if results[i].digest != plan.expected[i]]

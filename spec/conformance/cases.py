@@ -1113,12 +1113,12 @@ add_case("unlisted-reserved", "failed", "E_PATH",
          "(reserved prefix), which spec/verification.md's diagnosis table (row 7) checks before 'unlisted'.",
          lambda k: with_(base(k), members_hook=insert_after(MANIFEST_NAME, regular(".mlpack/extra", b"x\n"))),
          ref="a16", member=".mlpack/extra", note="security.md a16 says E_UNLISTED; spec diagnosis row 7 gives N7's E_PATH.")
-add_case("unlisted-appended", "failed", "E_NONCANONICAL",
+add_case("unlisted-appended", "failed", "E_UNLISTED",
          "A regular member zz-extra.txt appended after the last listed member, before the end-of-archive blocks.",
          lambda k: with_(base(k), members_hook=lambda ms: ms + [regular("zz-extra.txt", b"extra\n")]),
-         ref="a16",
-         note="spec/verification.md step 6: after the last member the bytes up to T must be zero and nothing may "
-              "follow (E_NONCANONICAL); security.md a16 would prefer E_UNLISTED.")
+         ref="a16", member="zz-extra.txt",
+         note="spec/verification.md: a member header after the last signed member is diagnosed like one "
+              "in the middle (rows 4-9).")
 add_case("missing-member", "failed", "E_MISSING", "config.json is listed but absent from the archive.",
          lambda k: with_(base(k), members_hook=lambda ms: [m for m in ms if m.label != "config.json"]),
          ref="a17", member="config.json")
@@ -1129,10 +1129,11 @@ add_case("duplicate-member", "failed", "E_DUPLICATE",
          "README.md twice in the archive (second copy different, same size), signed once.",
          lambda k: with_(base(k), members_hook=insert_after("README.md", regular("README.md", README.upper()))),
          ref="a11", member="README.md")
-add_case("duplicate-member-appended", "failed", "E_NONCANONICAL",
+add_case("duplicate-member-appended", "failed", "E_DUPLICATE",
          "A second weights.safetensors appended after the last member (tar 'last wins' attack).",
          lambda k: with_(base(k), members_hook=lambda ms: ms + [regular("weights.safetensors", SAFETENSORS_OK)]),
-         ref="a11", note="As unlisted-appended (spec step 6); security.md a11 would prefer E_DUPLICATE.")
+         ref="a11", member="weights.safetensors",
+         note="As unlisted-appended: diagnosed like a member in the middle (rows 4-9).")
 add_case("members-out-of-order", "failed", "E_NONCANONICAL",
          "README.md and config.json swapped: at README.md's offset is a member expected later.",
          lambda k: with_(base(k), members_hook=lambda ms: ms[:2] + [ms[3], ms[2]] + ms[4:]), member="README.md",
