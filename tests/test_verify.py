@@ -156,9 +156,9 @@ def many_files_pack(tmp_path: Path, keypair) -> Path:  # type: ignore[no-untyped
 
 
 def test_many_members_verify_in_worker_processes(many_files_pack: Path, keypair) -> None:  # type: ignore[no-untyped-def]
-    from mlpack import verify
+    from mlpack import _scan
 
-    assert verify.FORK_MIN_MEMBERS < 900
+    assert _scan.FORK_MIN_MEMBERS < 900
     report = verify_pack(many_files_pack, trust=trust_of(keypair))
     assert report.ok, report.render()
 
