@@ -76,10 +76,29 @@ class SigningKey:
     def hint(self) -> str:
         return self.fingerprint.removeprefix("sha256:")
 
+    @property
+    def signature_size(self) -> int:
+        """The DER length of every signature :meth:`sign` returns (the longest possible)."""
+        size = self.key.curve.key_size
+        integer = (size + 7) // 8 + (1 if size % 8 == 0 else 0)  # a sign byte when the top bit can be set
+        body = 2 * (2 + integer)
+        return body + (2 if body < 128 else 3)
+
     def sign(self, message: bytes) -> bytes:
+        """An ECDSA signature of fixed length :attr:`signature_size`.
+
+        ECDSA signatures are random and their DER form is 0-2 bytes shorter when r or s
+        has a leading zero; drawing again until it has the full length makes the
+        signature member's size known before any file is hashed, so ``pack`` can write
+        every file once, at its final offset.
+        """
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        return self.key.sign(message, ec.ECDSA(_hash_for(self.key.public_key())))  # type: ignore[no-any-return]
+        algorithm = ec.ECDSA(_hash_for(self.key.public_key()))
+        while True:
+            signature: bytes = self.key.sign(message, algorithm)
+            if len(signature) == self.signature_size:
+                return signature
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -1,16 +1,22 @@
-"""Write a pack (spec/verification.md, "Packing").
+"""Write a pack (spec/verification.md, "Pack algorithm").
 
-Two cheap passes, because the signature member comes first and so every digest must
-be known before the first file byte is written:
+The signature member comes first, yet every input is read exactly once: the whole
+layout is known before any file is hashed. Names, sizes and modes come from the walk;
+digests are fixed-length hex, so the signed payload's length is known; signatures
+have a fixed length (:meth:`SigningKey.sign`), so the signature member's length is
+known too. Then:
 
-1. hash every input (two threads; hashlib and blake3 release the GIL), sniff it for
-   pickle and validate safetensors headers, remembering each file's identity
-   (device, inode, size, mtime);
-2. sign, then write the canonical archive into a temp file beside the output: small
-   files in batched writes, large ones with ``copy_file_range`` (in-kernel, from the
-   page cache). A file whose identity changed between the passes aborts the pack.
+1. the temp file beside the output is allocated at its final size (``posix_fallocate``:
+   a full disk fails now, not half-way);
+2. workers read each file once into a private buffer, hash it, check its format and
+   ``pwrite`` that same buffer at the file's final offset (threads; forked processes
+   for many small files, so per-file Python work runs on every core);
+3. the statement is completed with the digests and signed, and the signature member
+   and ``mlpack.json`` are written at the start;
+4. the temp file is fsynced and renamed (or linked) into place.
 
-The temp file is fsynced and renamed into place only when complete.
+The bytes written are the bytes hashed, so a file that changes while it is packed
+cannot make the pack lie; a change of its size or mtime is reported (``E_IO``).
 
     result = pack_directory("model/", "model.mlpack", key=load_signing_key("k.pem"))
 """
@@ -19,27 +25,31 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from . import archive, schema
-from ._atomic import atomic_output, write_all
-from .archive import MANIFEST_NAME, SIGNATURE_NAME, Layout, Member
-from .digest import check_algorithm, new_hasher
+from . import schema
+from ._atomic import atomic_output
+from .archive import MANIFEST_NAME, SIGNATURE_NAME, Layout, Member, Slot
+from .digest import DIGEST_HEX, check_algorithm, new_hasher
 from .errors import IOFailure, UsageError, VerificationError
 from .formats import WINDOW, check_content
 from .keys import SigningKey
 from .manifest import FilesSummary, Manifest, WeightsFile
 from .names import check_names
-from .signing import MAX_RESOURCES, Resource, Statement, encode_bundle
+from .signing import MAX_RESOURCES, Resource, Statement, bundle_size, encode_bundle
 
 __all__ = ["PackResult", "Source", "pack_directory", "source_date_epoch", "write_pack"]
 
-CHUNK = 8 << 20
-SMALL = 1 << 20
-BATCH = 4 << 20
+CHUNK = 8 << 20  # read size for large files
+BATCH = 4 << 20  # bytes of small files per task
+FORK_MIN_FILES = 512
+WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+WEIGHT_SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +62,13 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
-class _Hashed:
+class _Input:
+    """A source with what the walk learned: size, mode, identity (device, inode, mtime)."""
+
     source: Source
     size: int
     mode: int
-    digest: str
-    fmt: str | None
-    identity: tuple[int, int, int, int] | None
+    identity: tuple[int, int, int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,130 +95,179 @@ def source_date_epoch() -> int:
     return int(value)
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _open_input(source: Source) -> tuple[int, os.stat_result]:
+def _stat_input(source: Source) -> _Input:
+    if source.data is not None:
+        return _Input(source, len(source.data), 0o644, None)
     assert source.path is not None
     try:
-        fd = os.open(source.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        st = os.stat(source.path, follow_symlinks=False)
     except OSError as err:
         raise UsageError(f"cannot read {source.path}: {err.strerror}", code="E_INPUT") from None
-    st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
         raise VerificationError(f"{source.path} is not a regular file", code="E_MEMBER_TYPE",
                                 member=source.name)
-    return fd, st
+    mode = 0o755 if st.st_mode & 0o100 else 0o644  # the owner's execute bit
+    return _Input(source, st.st_size, mode, (st.st_dev, st.st_ino, st.st_mtime_ns))
 
 
-def _hash_one(source: Source, algorithm: str) -> _Hashed:
-    if source.data is not None:
-        data = source.data
-        hasher = new_hasher(algorithm, len(data))
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing this range to disk now (Linux ``sync_file_range``).
+
+    The final fsync then finds little left to do: disk writes overlap the hashing of
+    the next files instead of following it. Best effort: a no-op where unsupported.
+    """
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE
+
+
+def _load_sync_file_range() -> object:
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    return function
+
+
+_SYNC_FILE_RANGE: Any = _load_sync_file_range() if sys.platform == "linux" else None
+
+
+def _changed(item: _Input) -> IOFailure:
+    return IOFailure(f"{item.source.path} changed while packing", hint="pack a directory nothing is writing to")
+
+
+def _copy_one(out_fd: int, item: _Input, slot: Slot, algorithm: str) -> tuple[str, str | None]:
+    """Read one input once: hash it, check its format, write it at its final offset."""
+    name, size = item.source.name, item.size
+    hasher = new_hasher(algorithm, size)
+    if item.source.data is not None:
+        data = item.source.data
         hasher.update(data)
-        fmt = check_content(source.name, len(data), data[:WINDOW], data[-WINDOW:],
-                            lambda off, n: data[off : off + n])
-        return _Hashed(source, len(data), 0o644, hasher.hexdigest(), fmt, None)
-    fd, st = _open_input(source)
+        os.pwrite(out_fd, slot.header + data, slot.offset)
+        fmt = check_content(name, size, data[:WINDOW], data[-WINDOW:], lambda o, n: data[o : o + n])
+        return hasher.hexdigest(), fmt
+    assert item.source.path is not None
     try:
-        size = st.st_size
-        hasher = new_hasher(algorithm, size)
-        buf = bytearray(min(CHUNK, max(size, 1)))
-        view = memoryview(buf)
-        head = tail = b""
-        total = 0
-        while True:
-            n = os.readv(fd, [view])
-            if not n:
-                break
-            chunk = view[:n]
-            hasher.update(chunk)
-            if len(head) < WINDOW:
-                head += bytes(chunk[: WINDOW - len(head)])
-            tail = (tail + bytes(chunk[-WINDOW:]))[-WINDOW:]
-            total += n
-        if total != size:
-            raise IOFailure(f"{source.path} changed while it was read",
-                            hint="pack a directory nothing is writing to")
-        fmt = check_content(source.name, size, head, tail, lambda off, n: os.pread(fd, n, off))
-        mode = 0o755 if st.st_mode & 0o100 else 0o644  # the owner's execute bit
-        return _Hashed(source, size, mode, hasher.hexdigest(), fmt, _identity(st))
+        fd = os.open(item.source.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        raise UsageError(f"cannot read {item.source.path}: {err.strerror}", code="E_INPUT") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino, st.st_mtime_ns) != item.identity \
+                or st.st_size != size:
+            raise _changed(item)
+        if size + len(slot.header) <= BATCH:  # small: one read, one write with its header
+            data = os.pread(fd, size, 0)
+            if len(data) != size:
+                raise _changed(item)
+            hasher.update(data)
+            os.pwrite(out_fd, slot.header + data, slot.offset)
+            head, tail = memoryview(data)[:WINDOW], memoryview(data)[-WINDOW:]
+        else:
+            os.pwrite(out_fd, slot.header, slot.offset)
+            buf = bytearray(CHUNK)
+            view = memoryview(buf)
+            head = tail = b""
+            pos = 0
+            while pos < size:
+                n = os.preadv(fd, [view[: min(CHUNK, size - pos)]], pos)
+                if n == 0:
+                    raise _changed(item)
+                chunk = view[:n]
+                hasher.update(chunk)
+                written = 0
+                while written < n:
+                    written += os.pwrite(out_fd, chunk[written:], slot.data_offset + pos + written)
+                _start_writeback(out_fd, slot.data_offset + pos, n)
+                if not head:
+                    head = bytes(chunk[:WINDOW])
+                tail = (tail + bytes(chunk[-WINDOW:]))[-WINDOW:]
+                pos += n
+        fmt = check_content(name, size, head, tail, lambda o, n: os.pread(fd, n, o))
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (size, st.st_mtime_ns):
+            raise _changed(item)
+        return hasher.hexdigest(), fmt
     finally:
         os.close(fd)
 
 
-def _hash_batch(sources: Sequence[Source], algorithm: str) -> list[_Hashed]:
-    return [_hash_one(s, algorithm) for s in sources]
+@dataclass(frozen=True, slots=True)
+class _Job:
+    out_fd: int
+    items: tuple[_Input, ...]
+    slots: tuple[Slot, ...]
+    algorithm: str
 
 
-def _hash_all(sources: Sequence[Source], algorithm: str) -> list[_Hashed]:
-    batches: list[list[Source]] = [[]]
-    weight = 0
-    for s in sources:
-        batches[-1].append(s)
-        weight += 1 + (len(s.data) if s.data is not None else 0) // 65536
-        if weight >= 256:
-            batches.append([])
-            weight = 0
-    out: list[_Hashed] = []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for hashed in pool.map(_hash_batch, batches, [algorithm] * len(batches)):
-            out.extend(hashed)
+def _copy_range(job: _Job, indices: range) -> list[tuple[int, str, str | None]]:
+    done = [(i, *_copy_one(job.out_fd, job.items[i], job.slots[i], job.algorithm)) for i in indices]
+    first, last = job.slots[indices[0]], job.slots[indices[-1]]
+    _start_writeback(job.out_fd, first.offset, last.end - first.offset)
+    return done
+
+
+_FORKED: _Job | None = None  # what forked workers inherit
+
+
+def _copy_range_forked(indices: range) -> list[tuple[int, str, str | None]]:
+    assert _FORKED is not None
+    return _copy_range(_FORKED, indices)
+
+
+def _ranges(items: Sequence[_Input]) -> list[range]:
+    """Index ranges of about BATCH bytes; a large file is a range of its own."""
+    ranges: list[range] = []
+    first = size = 0
+    for i, item in enumerate(items):
+        if item.size > BATCH:
+            if i > first:
+                ranges.append(range(first, i))
+            ranges.append(range(i, i + 1))
+            first, size = i + 1, 0
+            continue
+        size += item.size + 1024
+        if size >= BATCH:
+            ranges.append(range(first, i + 1))
+            first, size = i + 1, 0
+    if first < len(items):
+        ranges.append(range(first, len(items)))
+    return ranges
+
+
+def _copy_all(job: _Job) -> list[tuple[str, str | None]]:
+    """Copy every file (index order of ``job.items``); returns (digest, format) for each."""
+    global _FORKED
+    ranges = _ranges(job.items)
+    forked = len(job.items) > FORK_MIN_FILES and hasattr(os, "fork")
+    pool: Executor
+    if forked:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _FORKED = job
+        pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
+    else:
+        pool = ThreadPoolExecutor(max_workers=WORKERS)
+    out: list[tuple[str, str | None]] = [("", None)] * len(job.items)
+    futures = []
+    try:
+        for indices in ranges:
+            futures.append(pool.submit(_copy_range_forked, indices) if forked
+                           else pool.submit(_copy_range, job, indices))
+        for future in futures:
+            for i, digest, fmt in future.result():
+                out[i] = (digest, fmt)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _FORKED = None
     return out
-
-
-def _copy_into(out_fd: int, item: _Hashed) -> None:
-    """Append one file's bytes to the archive, checking it did not change since hashing."""
-    source = item.source
-    if source.data is not None:
-        _write_fd(out_fd, source.data)
-        return
-    fd, st = _open_input(source)
-    try:
-        if _identity(st) != item.identity:
-            raise IOFailure(f"{source.path} changed while packing",
-                            hint="pack a directory nothing is writing to")
-        remaining = item.size
-        while remaining:
-            try:
-                n = os.copy_file_range(fd, out_fd, remaining)
-            except OSError:
-                n = os.sendfile(out_fd, fd, None, remaining)
-            if n == 0:
-                raise IOFailure(f"{source.path} shrank while packing",
-                            hint="pack a directory nothing is writing to")
-            remaining -= n
-        if _identity(os.fstat(fd)) != item.identity:
-            raise IOFailure(f"{source.path} changed while packing",
-                            hint="pack a directory nothing is writing to")
-    finally:
-        os.close(fd)
-
-
-def _write_fd(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _read_small(item: _Hashed) -> bytes:
-    source = item.source
-    if source.data is not None:
-        return source.data
-    fd, st = _open_input(source)
-    try:
-        if _identity(st) != item.identity:
-            raise IOFailure(f"{source.path} changed while packing",
-                            hint="pack a directory nothing is writing to")
-        data = os.pread(fd, item.size, 0)
-        if len(data) != item.size:
-            raise IOFailure(f"{source.path} shrank while packing",
-                            hint="pack a directory nothing is writing to")
-        return data
-    finally:
-        os.close(fd)
 
 
 def write_pack(
@@ -220,9 +279,10 @@ def write_pack(
     algorithm: str = "sha256",
     replace_existing: bool = False,
 ) -> PackResult:
-    """Hash ``sources``, complete ``manifest`` (file summary, weights), sign and write.
+    """Pack ``sources`` with ``manifest`` (its file summary and weights are recomputed).
 
-    ``manifest.files`` and ``manifest.weights`` are recomputed from the sources.
+    The weights list names the files whose names end in ``.safetensors`` or ``.onnx``;
+    every file's content is checked whatever its name (pickle, safetensors headers).
     """
     check_algorithm(algorithm)
     target = Path(out)
@@ -240,49 +300,45 @@ def write_pack(
     check_names(names + [MANIFEST_NAME])
     mtime = source_date_epoch()
 
-    hashed = _hash_all(sources, algorithm)
-    weights = tuple(WeightsFile(path=h.source.name, format=h.fmt, size=h.size)
-                    for h in sorted(hashed, key=lambda h: h.source.name.encode()) if h.fmt)
-    manifest = replace(manifest, files=FilesSummary(count=len(hashed), size=sum(h.size for h in hashed)),
+    # 1. Everything but the digests is known now: the manifest, the payload's length, the layout.
+    inputs = sorted((_stat_input(s) for s in sources), key=lambda i: i.source.name.encode())
+    weights = tuple(WeightsFile(path=i.source.name, format=fmt, size=i.size) for i in inputs
+                    for suffix, fmt in WEIGHT_SUFFIXES.items() if i.source.name.endswith(suffix))
+    manifest = replace(manifest, files=FilesSummary(count=len(inputs), size=sum(i.size for i in inputs)),
                        weights=weights)
     problems = schema.validate(manifest.to_dict(), "manifest")
     if problems:  # never write a pack whose manifest breaks the normative schema
         raise VerificationError(f"{MANIFEST_NAME} would not conform to the spec: {problems[0]}",
                                 code="E_MANIFEST", member=MANIFEST_NAME)
-    manifest_item = _hash_one(Source(MANIFEST_NAME, data=manifest.to_bytes()), algorithm)
-    items = [manifest_item] + sorted(hashed, key=lambda h: h.source.name.encode())
-    statement = Statement.build(
-        manifest.name, algorithm,
-        [Resource(h.source.name, h.digest, h.size, h.mode) for h in items], mtime)
-    bundle = encode_bundle(statement.to_bytes(), [key] if key else [])
-    layout = Layout.plan([Member(SIGNATURE_NAME, len(bundle), 0o644)]
-                         + [Member(h.source.name, h.size, h.mode) for h in items], mtime=mtime)
-
+    items = [_stat_input(Source(MANIFEST_NAME, data=manifest.to_bytes()))] + inputs
+    placeholder = "0" * DIGEST_HEX[algorithm]
+    draft = Statement.build(manifest.name, algorithm,
+                            [Resource(i.source.name, placeholder, i.size, i.mode) for i in items], mtime)
+    keys = [key] if key else []
+    signature_size = bundle_size(len(draft.to_bytes()), keys)
+    layout = Layout.plan([Member(SIGNATURE_NAME, signature_size, 0o644)]
+                         + [Member(i.source.name, i.size, i.mode) for i in items], mtime=mtime)
     try:
         with atomic_output(target, replace=replace_existing) as f:
             fd = f.fileno()
-            _write_fd(fd, layout.slots[0].header + bundle + b"\0" * archive.padding(len(bundle)))
-            pending = bytearray()
-            for slot, item in zip(layout.slots[1:], items):
-                size = item.size
-                if size <= SMALL:
-                    pending += slot.header
-                    pending += _read_small(item)
-                    pending += b"\0" * archive.padding(size)
-                    if len(pending) >= BATCH:
-                        _write_fd(fd, pending)
-                        pending.clear()
-                    continue
-                _write_fd(fd, pending + slot.header)
-                pending.clear()
-                _copy_into(fd, item)
-                pending += b"\0" * archive.padding(size)
-            _write_fd(fd, pending + layout.trailer())
-            if os.fstat(fd).st_size != layout.total:
-                raise IOFailure(f"wrote {os.fstat(fd).st_size} bytes, expected {layout.total}")
+            try:
+                os.posix_fallocate(fd, 0, layout.total)  # zero-filled; a full disk fails here
+            except OSError as err:
+                if err.errno not in (95, 22):  # EOPNOTSUPP, EINVAL: fall back to a sparse file
+                    raise
+                os.ftruncate(fd, layout.total)
+            # 2. Every file read once: hashed, checked, written at its final offset.
+            results = _copy_all(_Job(fd, tuple(items), layout.slots[1:], algorithm))
+            # 3. Sign and write the signature member.
+            statement = Statement.build(
+                manifest.name, algorithm,
+                [Resource(i.source.name, d, i.size, i.mode) for i, (d, _) in zip(items, results)], mtime)
+            bundle = encode_bundle(statement.to_bytes(), keys)
+            assert len(bundle) == signature_size, "signature member size drifted"
+            os.pwrite(fd, layout.slots[0].header + bundle, 0)
     except OSError as err:
         raise IOFailure.from_os_error(err, f"cannot write {target}") from None
-    return PackResult(target, len(items), sum(h.size for h in items), layout.total, algorithm,
+    return PackResult(target, len(items), sum(i.size for i in items), layout.total, algorithm,
                       statement.root_digest, key.fingerprint if key else None)
 
 

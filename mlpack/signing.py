@@ -33,6 +33,7 @@ __all__ = [
     "Bundle",
     "Resource",
     "Statement",
+    "bundle_size",
     "encode_bundle",
     "open_bundle",
     "pae",
@@ -143,10 +144,18 @@ class Bundle:
 def encode_bundle(payload: bytes, keys: Sequence[SigningKey]) -> bytes:
     """The signature member's bytes; ``keys`` empty gives an unsigned pack."""
     message = pae(PAYLOAD_TYPE, payload)
-    signatures = [
-        {"sig": base64.b64encode(k.sign(message)).decode(), "keyid": ""} for k in keys
-    ]
-    public_key = {"hint": keys[0].hint} if keys else {}
+    return _bundle(payload, [k.sign(message) for k in keys], keys[0].hint if keys else None)
+
+
+def bundle_size(payload_size: int, keys: Sequence[SigningKey]) -> int:
+    """The exact length :func:`encode_bundle` will have for a payload of this size."""
+    return len(_bundle(bytes(payload_size), [bytes(k.signature_size) for k in keys],
+                       keys[0].hint if keys else None))
+
+
+def _bundle(payload: bytes, sigs: Sequence[bytes], hint: str | None) -> bytes:
+    signatures = [{"sig": base64.b64encode(sig).decode(), "keyid": ""} for sig in sigs]
+    public_key = {"hint": hint} if hint else {}
     # Key order is fixed so `inspect` finds the hint before the (large) envelope.
     import json
 

@@ -216,14 +216,15 @@ def test_file_changed_while_packing_is_detected(tmp_path: Path, monkeypatch: pyt
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_text("original")
-    real = pack_module._hash_all
+    real = pack_module._stat_input
 
-    def hash_then_modify(sources, algorithm):  # type: ignore[no-untyped-def]
-        result = real(sources, algorithm)
-        (src / "a.txt").write_text("modified")
+    def stat_then_modify(source):  # type: ignore[no-untyped-def]
+        result = real(source)
+        if source.name == "a.txt":
+            (src / "a.txt").write_text("modified, and longer")
         return result
 
-    monkeypatch.setattr(pack_module, "_hash_all", hash_then_modify)
+    monkeypatch.setattr(pack_module, "_stat_input", stat_then_modify)
     with pytest.raises(IOFailure) as info:
         pack_directory(src, tmp_path / "m.mlpack", key=None)
     assert "changed" in info.value.message
