@@ -59,6 +59,10 @@ _MAGIC = b"ustar\x0000"
 _TAIL = b"\0" * 100 + _MAGIC + b"\0" * 247  # linkname, magic, version, then NUL to the end
 
 
+_REST = {flag: flag + _TAIL for flag in (b"0", b"x")}
+_REST_SUM = {flag: sum(rest) for flag, rest in _REST.items()}
+
+
 def _ustar(name: bytes, size: int, mode: int, mtime: int, typeflag: bytes) -> bytes:
     head = (
         name.ljust(100, b"\0")
@@ -67,8 +71,8 @@ def _ustar(name: bytes, size: int, mode: int, mtime: int, typeflag: bytes) -> by
         + _octal(size, 12)
         + _octal(mtime, 12)
     )
-    rest = typeflag + _TAIL
-    checksum = sum(head) + 8 * 0x20 + sum(rest)
+    rest = _REST.get(typeflag) or typeflag + _TAIL
+    checksum = sum(head) + 8 * 0x20 + _REST_SUM.get(typeflag, sum(rest))
     return head + b"%06o\0 " % checksum + rest
 
 
@@ -103,6 +107,13 @@ def encode_header(name: str, size: int, mode: int, mtime: int) -> bytes:
     return pax + records + b"\0" * padding(len(records)) + ustar
 
 
+def header_length(name: str, size: int) -> int:
+    """``len(encode_header(name, size, ...))``, computed without encoding the common case."""
+    if size < MAX_OCTAL_SIZE and name.isascii() and len(name) <= 100:
+        return BLOCK
+    return len(encode_header(name, size, 0o644, 0))
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     """One regular file of the archive, as the signed payload describes it."""
@@ -118,15 +129,23 @@ class Slot:
 
     member: Member
     offset: int
-    header: bytes
     data_offset: int
     end: int
+    mtime: int
 
     @classmethod
     def at(cls, member: Member, offset: int, mtime: int) -> Slot:
-        header = encode_header(member.name, member.size, member.mode, mtime)
-        data_offset = offset + len(header)
-        return cls(member, offset, header, data_offset, data_offset + member.size + padding(member.size))
+        data_offset = offset + header_length(member.name, member.size)
+        return cls(member, offset, data_offset, data_offset + member.size + padding(member.size), mtime)
+
+    @property
+    def header(self) -> bytes:
+        """The canonical header bytes (built on demand: planning needs only their length)."""
+        return encode_header(self.member.name, self.member.size, self.member.mode, self.mtime)
+
+    @property
+    def header_size(self) -> int:
+        return self.data_offset - self.offset
 
 
 @dataclass(frozen=True, slots=True)

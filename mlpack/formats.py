@@ -249,15 +249,17 @@ def check_content(name: str, size: int, head: Window, tail: Window, read_at: Rea
     ``head``/``tail`` are the first and last :data:`WINDOW` bytes of the content
     (they may overlap); ``read_at(offset, n)`` reads anything else.
     """
-    reader = _Reader(head, size, read_at)
-    if head[:1] and head[0] in _CODE2OP and _sniffs_as_pickle(reader):
+    if not size:
+        return detect_format(name, head, size)
+    first = head[0]
+    if first in _CODE2OP and _sniffs_as_pickle(_Reader(head, size, read_at)):
         raise _unsafe(name, "content is a Python pickle, which runs code when loaded")
-    if head[:4] == b"PK\x03\x04":
-        why = _zip_has_pickle(reader, tail)
+    if first == 0x50 and head[:4] == b"PK\x03\x04":
+        why = _zip_has_pickle(_Reader(head, size, read_at), tail)
         if why:
             raise _unsafe(name, why)
-    if head[:6] == b"\x93NUMPY":
-        why = _npy_problem(reader)
+    if first == 0x93 and head[:6] == b"\x93NUMPY":
+        why = _npy_problem(_Reader(head, size, read_at))
         if why:
             raise _unsafe(name, why)
     fmt = detect_format(name, head, size)

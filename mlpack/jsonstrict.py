@@ -22,11 +22,13 @@ def _reject_constant(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return out
 
 
@@ -53,18 +55,18 @@ def _has_lone_surrogate(obj: Any) -> bool:
 
 def _too_deep(obj: Any, limit: int) -> bool:
     """True when containers nest deeper than ``limit`` (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if level > limit:
+    level = [obj] if type(obj) in (dict, list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
             return True
-        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) in (dict, list):
+                    below.append(child)
+        level = below
     return False
 
 

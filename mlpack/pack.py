@@ -158,7 +158,7 @@ def _copy_one(out_fd: int, item: _Input, slot: Slot, algorithm: str) -> tuple[st
         if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino, st.st_mtime_ns) != item.identity \
                 or st.st_size != size:
             raise _changed(item)
-        if size + len(slot.header) <= BATCH:  # small: one read, one write with its header
+        if size + slot.header_size <= BATCH:  # small: one read, one write with its header
             data = os.pread(fd, size, 0)
             if len(data) != size:
                 raise _changed(item)

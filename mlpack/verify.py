@@ -51,9 +51,9 @@ def _diagnose(fd: int, layout: Layout, first: int, file_size: int) -> Verificati
     for index in range(first, len(layout.slots)):
         slot = layout.slots[index]
         name = slot.member.name
-        if slot.offset + len(slot.header) > file_size:
+        if slot.offset + slot.header_size > file_size:
             return VerificationError(f"archive ends before member {name}", code="E_TRUNCATED", member=name)
-        if read_at(slot.offset, len(slot.header)) == slot.header:
+        if read_at(slot.offset, slot.header_size) == slot.header:
             if slot.end > file_size:
                 return VerificationError(f"archive ends inside {name}", code="E_TRUNCATED", member=name)
             continue
