@@ -14,22 +14,21 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import archive
 from .archive import BLOCK, Layout
 from .digest import new_hasher
 from .errors import VerificationError
+from ._parallel import map_ranges, split
 from .formats import WINDOW, check_content, detect_format
 
 __all__ = ["FORK_MIN_MEMBERS", "Mismatch", "Plan", "Result", "Sink", "scan"]
 
 BATCH = 4 << 20  # members grouped into reads of about this size
 CHUNK = 8 << 20  # streaming chunk for large members
-WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
 FORK_MIN_MEMBERS = 512
 _ZEROS = bytes(BLOCK)
 
@@ -170,77 +169,28 @@ def _scan_large(plan: Plan, index: int, sink: Sink | None) -> list[Result]:
                     lambda off, n: os.pread(fd, n, start + off))]
 
 
-def _batches(layout: Layout) -> list[range]:
-    """Slot ranges of about BATCH bytes; a member over CHUNK is a range of its own."""
-    batches: list[range] = []
-    first = 1  # slot 0, the signature member, was read already
-    size = 0
-    for index in range(1, len(layout.slots)):
-        slot = layout.slots[index]
-        length = slot.end - slot.offset
-        if length > CHUNK:
-            if index > first:
-                batches.append(range(first, index))
-            batches.append(range(index, index + 1))
-            first, size = index + 1, 0
-            continue
-        size += length
-        if size >= BATCH:
-            batches.append(range(first, index + 1))
-            first, size = index + 1, 0
-    if first < len(layout.slots):
-        batches.append(range(first, len(layout.slots)))
-    return batches
-
-
-def _run(plan: Plan, indices: range, sink: Sink | None) -> list[Result]:
+def _run(plan: Plan, indices: range, sink: Sink | None = None) -> list[tuple[Any, ...]]:
     slot = plan.layout.slots[indices[0]]
     if len(indices) == 1 and slot.end - slot.offset > CHUNK:
-        return _scan_large(plan, indices[0], sink)
-    return _scan_batch(plan, indices, sink)
+        return [tuple(r) for r in _scan_large(plan, indices[0], sink)]
+    return [tuple(r) for r in _scan_batch(plan, indices, sink)]
 
 
-_FORKED: Plan | None = None  # what forked scan workers inherit
-
-
-def _run_forked(indices: range) -> list[tuple[object, ...]]:
-    assert _FORKED is not None
-    return [tuple(r) for r in _run(_FORKED, indices, None)]  # plain tuples pickle 10x faster
+def _run_unpacking(context: tuple[Plan, Sink], indices: range) -> list[tuple[Any, ...]]:
+    return _run(context[0], indices, context[1])
 
 
 def scan(plan: Plan, sink: Sink | None, meanwhile: Callable[[], None]) -> dict[int, Result]:
     """Check every header and hash every member; raises on the first structural problem.
 
-    Many small members go to forked processes (their per-member Python work then runs
-    on every core); unpacking and a few large members use threads (hashing releases
-    the GIL). ``meanwhile`` runs on this thread while the workers hash; its error wins.
+    Many small members go to forked processes, unpacking and large members to threads
+    (:func:`map_ranges`). ``meanwhile`` runs on this thread while the workers hash.
     """
-    global _FORKED
-    forked = sink is None and len(plan.layout.slots) > FORK_MIN_MEMBERS and hasattr(os, "fork")
-    pool: Executor
-    if forked:
-        import multiprocessing  # only here: it costs 10 ms of start-up
-        from concurrent.futures import ProcessPoolExecutor
-
-        _FORKED = plan
-        pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
+    slots = plan.layout.slots[1:]  # slot 0, the signature member, was read already
+    ranges = split([s.end - s.offset for s in slots], batch=BATCH, alone=CHUNK, start=1)
+    if sink is None:
+        processes = len(plan.layout.slots) > FORK_MIN_MEMBERS
+        rows = map_ranges(_run, plan, ranges, processes=processes, meanwhile=meanwhile)
     else:
-        pool = ThreadPoolExecutor(max_workers=WORKERS)
-    jobs = []
-    results: dict[int, Result] = {}
-    try:
-        for indices in _batches(plan.layout):
-            jobs.append(pool.submit(_run_forked, indices) if forked else pool.submit(_run, plan, indices, sink))
-        meanwhile()
-        # Collect in archive order, so the first structural problem is the one reported.
-        for job in jobs:
-            for r in job.result():
-                results[r[0]] = r if isinstance(r, Result) else Result._make(r)
-    except BaseException:
-        for job in jobs:
-            job.cancel()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _FORKED = None
-    return results
+        rows = map_ranges(_run_unpacking, (plan, sink), ranges, processes=False, meanwhile=meanwhile)
+    return {row[0]: Result._make(row) for row in rows}

@@ -27,13 +27,13 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from . import schema
 from ._atomic import atomic_output
+from ._parallel import map_ranges, split
 from .archive import MANIFEST_NAME, SIGNATURE_NAME, Layout, Member, Slot
 from .digest import DIGEST_HEX, check_algorithm, new_hasher
 from .errors import IOFailure, UsageError, VerificationError
@@ -48,7 +48,6 @@ __all__ = ["PackResult", "Source", "pack_directory", "source_date_epoch", "write
 CHUNK = 8 << 20  # read size for large files
 BATCH = 4 << 20  # bytes of small files per task
 FORK_MIN_FILES = 512
-WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
 WEIGHT_SUFFIXES = {".safetensors": "safetensors", ".onnx": "onnx"}
 
 
@@ -202,72 +201,11 @@ class _Job:
     algorithm: str
 
 
-def _copy_range(job: _Job, indices: range) -> list[tuple[int, str, str | None]]:
+def _copy_range(job: _Job, indices: range) -> list[tuple[Any, ...]]:
     done = [(i, *_copy_one(job.out_fd, job.items[i], job.slots[i], job.algorithm)) for i in indices]
     first, last = job.slots[indices[0]], job.slots[indices[-1]]
     _start_writeback(job.out_fd, first.offset, last.end - first.offset)
     return done
-
-
-_FORKED: _Job | None = None  # what forked workers inherit
-
-
-def _copy_range_forked(indices: range) -> list[tuple[int, str, str | None]]:
-    assert _FORKED is not None
-    return _copy_range(_FORKED, indices)
-
-
-def _ranges(items: Sequence[_Input]) -> list[range]:
-    """Index ranges of about BATCH bytes; a large file is a range of its own."""
-    ranges: list[range] = []
-    first = size = 0
-    for i, item in enumerate(items):
-        if item.size > BATCH:
-            if i > first:
-                ranges.append(range(first, i))
-            ranges.append(range(i, i + 1))
-            first, size = i + 1, 0
-            continue
-        size += item.size + 1024
-        if size >= BATCH:
-            ranges.append(range(first, i + 1))
-            first, size = i + 1, 0
-    if first < len(items):
-        ranges.append(range(first, len(items)))
-    return ranges
-
-
-def _copy_all(job: _Job) -> list[tuple[str, str | None]]:
-    """Copy every file (index order of ``job.items``); returns (digest, format) for each."""
-    global _FORKED
-    ranges = _ranges(job.items)
-    forked = len(job.items) > FORK_MIN_FILES and hasattr(os, "fork")
-    pool: Executor
-    if forked:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        _FORKED = job
-        pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("fork"))
-    else:
-        pool = ThreadPoolExecutor(max_workers=WORKERS)
-    out: list[tuple[str, str | None]] = [("", None)] * len(job.items)
-    futures = []
-    try:
-        for indices in ranges:
-            futures.append(pool.submit(_copy_range_forked, indices) if forked
-                           else pool.submit(_copy_range, job, indices))
-        for future in futures:
-            for i, digest, fmt in future.result():
-                out[i] = (digest, fmt)
-    except BaseException:
-        for future in futures:
-            future.cancel()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        _FORKED = None
-    return out
 
 
 def write_pack(
@@ -328,7 +266,10 @@ def write_pack(
                     raise
                 os.ftruncate(fd, layout.total)
             # 2. Every file read once: hashed, checked, written at its final offset.
-            results = _copy_all(_Job(fd, tuple(items), layout.slots[1:], algorithm))
+            job = _Job(fd, tuple(items), layout.slots[1:], algorithm)
+            ranges = split([i.size + 1024 for i in items], batch=BATCH, alone=BATCH)
+            rows = map_ranges(_copy_range, job, ranges, processes=len(items) > FORK_MIN_FILES)
+            results = [(digest, fmt) for _i, digest, fmt in rows]
             # 3. Sign and write the signature member.
             statement = Statement.build(
                 manifest.name, algorithm,
