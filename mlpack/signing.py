@@ -24,7 +24,7 @@ from .archive import MANIFEST_NAME, SIGNATURE_NAME, Member
 from .digest import ALGORITHMS, DIGEST_HEX, HASH_TYPES, check_algorithm, root_digest
 from .errors import VerificationError
 from .keys import PublicKey, SigningKey
-from .names import RESERVED_PREFIX, check_names
+from .names import check_names
 
 __all__ = [
     "BUNDLE_MEDIA_TYPE",
@@ -356,7 +356,7 @@ def parse_statement(payload: bytes, *, check_names_now: bool = True) -> Statemen
                                 code="E_ALGORITHM", member=SIGNATURE_NAME)
     algorithm_name = HASH_TYPES[str(hash_type)]
     hex_len = DIGEST_HEX[algorithm_name]
-    for name, algorithm, digest, _size in entries:
+    for name, algorithm, _digest, _size in entries:
         if algorithm != algorithm_name:
             raise VerificationError(f"resource {name!r} uses algorithm {algorithm!r}, not {algorithm_name}",
                                     code="E_ALGORITHM", member=str(name))

@@ -11,7 +11,6 @@ import pytest
 from mlpack import keys
 from mlpack.errors import VerificationError
 from mlpack.signing import (
-    PAYLOAD_TYPE,
     Resource,
     Statement,
     encode_bundle,
