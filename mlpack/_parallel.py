@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 __all__ = ["WORKERS", "map_ranges", "split"]
 
-WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2))
+CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+WORKERS = max(1, min(8, CPUS - 1))  # the calling thread works too (see map_ranges)
 
 C = TypeVar("C")
 _INHERITED: Any = None  # the context forked workers see
@@ -76,12 +77,19 @@ def map_ranges(
         pool = ThreadPoolExecutor(max_workers=WORKERS)
         submit = lambda r: pool.submit(task, context, r)  # noqa: E731
     futures: list[Future[list[tuple[Any, ...]]]] = []
+    stolen: dict[int, list[tuple[Any, ...]]] = {}
     results: list[tuple[Any, ...]] = []
     try:
         futures = [submit(r) for r in ranges]
         meanwhile()
-        for future in futures:
-            results.extend(future.result())
+        # This thread works too, from the tail: a range no worker has started yet is
+        # cancelled in the pool and run here (on 2 cores the caller would otherwise idle).
+        for k in range(len(futures) - 1, -1, -1):
+            if not futures[k].cancel():
+                break
+            stolen[k] = task(context, ranges[k])
+        for k, future in enumerate(futures):
+            results.extend(stolen[k] if k in stolen else future.result())
     except BaseException:
         for future in futures:
             future.cancel()
