@@ -14,7 +14,11 @@ from typing import Any
 
 __all__ = ["SCHEMA_NAMES", "load", "validate"]
 
-SCHEMA_NAMES = ("bundle", "inspect", "manifest", "report", "statement")
+SCHEMA_NAMES = tuple(sorted(
+    p.name.removesuffix(".schema.json")
+    for p in resources.files("mlpack").joinpath("schemas").iterdir()  # type: ignore[attr-defined]
+    if p.name.endswith(".schema.json")
+))
 
 
 @cache
