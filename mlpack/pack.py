@@ -133,6 +133,52 @@ def _load_sync_file_range() -> object:
 _SYNC_FILE_RANGE: Any = _load_sync_file_range() if sys.platform == "linux" else None
 
 
+def _write_at(out_fd: int, data: memoryview, offset: int) -> None:
+    written = 0
+    while written < len(data):
+        written += os.pwrite(out_fd, data[written:], offset + written)
+    _start_writeback(out_fd, offset, len(data))
+
+
+def _stream_large(fd: int, out_fd: int, item: _Input, slot: Slot, hasher: Any) -> tuple[bytes, bytes]:
+    """Read, hash and write a large file chunk by chunk; writing overlaps the next hash.
+
+    A writer thread ``pwrite``s chunk k from its buffer while this thread reads and hashes
+    chunk k+1 into another (both release the GIL); a buffer is reused only once its write
+    finished. Returns the first and last :data:`WINDOW` bytes for the format checks.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    size = item.size
+    buffers = [memoryview(bytearray(CHUNK)) for _ in range(3)]
+    pending: list[Future[None] | None] = [None] * len(buffers)
+    head = tail = b""
+    pos = k = 0
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        try:
+            while pos < size:
+                slot_k = k % len(buffers)
+                if pending[slot_k] is not None:
+                    pending[slot_k].result()  # type: ignore[union-attr]
+                view = buffers[slot_k]
+                n = os.preadv(fd, [view[: min(CHUNK, size - pos)]], pos)
+                if n == 0:
+                    raise _changed(item)
+                chunk = view[:n]
+                hasher.update(chunk)
+                pending[slot_k] = writer.submit(_write_at, out_fd, chunk, slot.data_offset + pos)
+                if not head:
+                    head = bytes(chunk[:WINDOW])
+                tail = (tail + bytes(chunk[-WINDOW:]))[-WINDOW:]
+                pos += n
+                k += 1
+        finally:
+            for future in pending:
+                if future is not None:
+                    future.result()
+    return head, tail
+
+
 def _changed(item: _Input) -> IOFailure:
     return IOFailure(f"{item.source.path} changed while packing", hint="pack a directory nothing is writing to")
 
@@ -166,24 +212,7 @@ def _copy_one(out_fd: int, item: _Input, slot: Slot, algorithm: str) -> tuple[st
             head, tail = memoryview(data)[:WINDOW], memoryview(data)[-WINDOW:]
         else:
             os.pwrite(out_fd, slot.header, slot.offset)
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            head = tail = b""
-            pos = 0
-            while pos < size:
-                n = os.preadv(fd, [view[: min(CHUNK, size - pos)]], pos)
-                if n == 0:
-                    raise _changed(item)
-                chunk = view[:n]
-                hasher.update(chunk)
-                written = 0
-                while written < n:
-                    written += os.pwrite(out_fd, chunk[written:], slot.data_offset + pos + written)
-                _start_writeback(out_fd, slot.data_offset + pos, n)
-                if not head:
-                    head = bytes(chunk[:WINDOW])
-                tail = (tail + bytes(chunk[-WINDOW:]))[-WINDOW:]
-                pos += n
+            head, tail = _stream_large(fd, out_fd, item, slot, hasher)
         fmt = check_content(name, size, head, tail, lambda o, n: os.pread(fd, n, o))
         after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (size, st.st_mtime_ns):
