@@ -370,7 +370,10 @@ def pack_directory(
     for s in sources:
         if s.name == MANIFEST_NAME:
             assert s.path is not None
-            base = Manifest.from_bytes(s.path.read_bytes())
+            try:
+                base = Manifest.from_bytes(s.path.read_bytes())
+            except OSError as err:
+                raise UsageError(f"cannot read {s.path}: {err.strerror}", code="E_INPUT") from None
         elif s.name != SIGNATURE_NAME:
             kept.append(s)
     pack_name = name or (base.name if base else root.resolve().name or "model")
