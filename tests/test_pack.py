@@ -228,14 +228,17 @@ def test_member_over_8_gib_round_trips(tmp_path: Path) -> None:
     code = ("import sys; from mlpack.cli import main; rc=main(sys.argv[1:]); "
             "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); "
             "sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, "pack", str(src), "-o", str(out), "--unsigned"],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([sys.executable, "-c", code, "verify", str(out), "--allow-unsigned"],
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout.strip().splitlines()[-1]) < 256 * 1024  # KiB
-    import tarfile
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, "pack", str(src), "-o", str(out), "--unsigned"],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        proc = subprocess.run([sys.executable, "-c", code, "verify", str(out), "--allow-unsigned"],
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        assert int(proc.stdout.strip().splitlines()[-1]) < 256 * 1024  # KiB
+        import tarfile
 
-    with tarfile.open(out) as tar:
-        assert tar.getmember("zeros.bin").size == 8 * 2**30 + 1024
+        with tarfile.open(out) as tar:
+            assert tar.getmember("zeros.bin").size == 8 * 2**30 + 1024
+    finally:  # pytest keeps the last runs' temporary directories: do not leave 8 GiB behind
+        out.unlink(missing_ok=True)
