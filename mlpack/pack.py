@@ -27,7 +27,7 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +56,10 @@ class Source:
     """One file to pack: read from ``path`` on disk, or ``data`` held in memory."""
 
     name: str
-    path: Path | None = None
+    path: str | os.PathLike[str] | None = None
     data: bytes | None = None
+    stat: os.stat_result | None = field(default=None, compare=False, repr=False)
+    """The walk's ``lstat`` of ``path``, when it has one (saves a system call per file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +101,7 @@ def _stat_input(source: Source) -> _Input:
         return _Input(source, len(source.data), 0o644, None)
     assert source.path is not None
     try:
-        st = os.stat(source.path, follow_symlinks=False)
+        st = source.stat or os.stat(source.path, follow_symlinks=False)
     except OSError as err:
         raise UsageError(f"cannot read {source.path}: {err.strerror}", code="E_INPUT") from None
     if not stat.S_ISREG(st.st_mode):
@@ -333,7 +335,7 @@ def _walk(root: Path, skip: set[tuple[int, int]]) -> list[Source]:
             elif entry.is_file(follow_symlinks=False):
                 st = entry.stat(follow_symlinks=False)
                 if (st.st_dev, st.st_ino) not in skip:
-                    sources.append(Source(name, path=Path(entry.path)))
+                    sources.append(Source(name, path=entry.path, stat=st))
             else:
                 raise VerificationError(f"{name!r} is not a regular file (device, FIFO or socket)",
                                         code="E_MEMBER_TYPE", member=name)
@@ -371,7 +373,7 @@ def pack_directory(
         if s.name == MANIFEST_NAME:
             assert s.path is not None
             try:
-                base = Manifest.from_bytes(s.path.read_bytes())
+                base = Manifest.from_bytes(Path(s.path).read_bytes())
             except OSError as err:
                 raise UsageError(f"cannot read {s.path}: {err.strerror}", code="E_INPUT") from None
         elif s.name != SIGNATURE_NAME:
