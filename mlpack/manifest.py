@@ -20,11 +20,13 @@ from . import jsonstrict
 from .archive import MANIFEST_NAME
 from .errors import VerificationError
 
-__all__ = ["FilesSummary", "Manifest", "RESERVED_SECTIONS", "WeightsFile"]
+__all__ = ["FilesSummary", "Manifest", "RESERVED_SECTIONS", "SECTIONS", "WeightsFile"]
 
-SPEC_VERSION = "1.0"
+SPEC_VERSION = "1.1"
 MAX_MANIFEST = 16 << 20
 RESERVED_SECTIONS = ("code", "environment", "datasets", "hardware", "training", "metrics")
+SECTIONS = RESERVED_SECTIONS + ("entrypoints",)
+"""The sections version 1.1 defines: the six reserved in 1.0, plus ``entrypoints``."""
 WEIGHT_FORMATS = ("safetensors", "onnx")
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)$")
 
@@ -70,16 +72,22 @@ class WeightsFile:
     path: str
     format: str
     size: int
+    index: Mapping[str, Any] | None = None
+    """Version 1.1: the weights index (spec/weights.md), kept verbatim; checked by verify."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> WeightsFile:
         fmt = _get(d, "format", str, where)
         if fmt not in WEIGHT_FORMATS:
             raise _err(f"{where}format", f"must be one of {', '.join(WEIGHT_FORMATS)}")
-        return cls(path=_get(d, "path", str, where), format=fmt, size=_get(d, "size", int, where))
+        return cls(path=_get(d, "path", str, where), format=fmt, size=_get(d, "size", int, where),
+                   index=_get(d, "index", dict, where, required=False))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "format": self.format, "size": self.size}
+        out: dict[str, Any] = {"path": self.path, "format": self.format, "size": self.size}
+        if self.index is not None:
+            out["index"] = dict(self.index)
+        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,7 +129,7 @@ class Manifest:
                 raise _err(f"weights[{i}]", "must be an object")
             parsed_weights.append(WeightsFile.from_dict(w, f"weights[{i}]."))
         sections = {}
-        for key in RESERVED_SECTIONS:
+        for key in SECTIONS:
             value = _get(d, key, dict, "", required=False)
             if value is not None:
                 sections[key] = value
@@ -136,6 +144,10 @@ class Manifest:
             weights=tuple(parsed_weights),
             sections=sections,
         )
+
+    def at_least(self, minor: int) -> bool:
+        """Whether this 1.x document is of version 1.``minor`` or later (sections gate on it)."""
+        return int(self.mlpack.split(".")[1]) >= minor
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mlpack": self.mlpack, "name": self.name, "files": self.files.to_dict()}

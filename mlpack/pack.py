@@ -39,7 +39,7 @@ from .digest import DIGEST_HEX, check_algorithm, new_hasher
 from .errors import IOFailure, UsageError, VerificationError
 from .formats import WINDOW, check_content
 from .keys import SigningKey
-from .manifest import FilesSummary, Manifest, WeightsFile
+from .manifest import SPEC_VERSION, FilesSummary, Manifest, WeightsFile
 from .names import check_names
 from .signing import MAX_RESOURCES, Resource, Statement, bundle_size, encode_bundle
 
@@ -247,11 +247,13 @@ def write_pack(
     key: SigningKey | None,
     algorithm: str = "sha256",
     replace_existing: bool = False,
+    weights: Sequence[WeightsFile] | None = None,
 ) -> PackResult:
-    """Pack ``sources`` with ``manifest`` (its file summary and weights are recomputed).
+    """Pack ``sources`` with ``manifest`` (its file summary is recomputed).
 
-    The weights list names the files whose names end in ``.safetensors`` or ``.onnx``;
-    every file's content is checked whatever its name (pickle, safetensors headers).
+    ``weights`` lists the weights files (``mlpack build`` passes them with their index);
+    by default the files whose names end in ``.safetensors`` or ``.onnx``. Every file's
+    content is checked whatever its name (pickle, safetensors headers).
     """
     check_algorithm(algorithm)
     target = Path(out)
@@ -271,10 +273,11 @@ def write_pack(
 
     # 1. Everything but the digests is known now: the manifest, the payload's length, the layout.
     inputs = sorted((_stat_input(s) for s in sources), key=lambda i: i.source.name.encode())
-    weights = tuple(WeightsFile(path=i.source.name, format=fmt, size=i.size) for i in inputs
-                    for suffix, fmt in WEIGHT_SUFFIXES.items() if i.source.name.endswith(suffix))
+    if weights is None:
+        weights = tuple(WeightsFile(path=i.source.name, format=fmt, size=i.size) for i in inputs
+                        for suffix, fmt in WEIGHT_SUFFIXES.items() if i.source.name.endswith(suffix))
     manifest = replace(manifest, files=FilesSummary(count=len(inputs), size=sum(i.size for i in inputs)),
-                       weights=weights)
+                       weights=tuple(weights))
     problems = schema.validate(manifest.to_dict(), "manifest")
     if problems:  # never write a pack whose manifest breaks the normative schema
         raise VerificationError(f"{MANIFEST_NAME} would not conform to the spec: {problems[0]}",
@@ -381,5 +384,5 @@ def pack_directory(
     pack_name = name or (base.name if base else root.resolve().name or "model")
     if not 1 <= len(pack_name) <= 200:
         raise UsageError("the pack name must be 1 to 200 characters", hint="pass --name NAME")
-    manifest = replace(base, name=pack_name) if base else Manifest(name=pack_name, files=FilesSummary(count=0, size=0))
+    manifest = replace(base, name=pack_name, mlpack=SPEC_VERSION) if base else Manifest(name=pack_name, files=FilesSummary(count=0, size=0))
     return write_pack(kept, manifest, target, key=key, algorithm=algorithm, replace_existing=replace_existing)

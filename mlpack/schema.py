@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["SCHEMA_NAMES", "load", "validate"]
+__all__ = ["SCHEMA_NAMES", "load", "registry", "validate"]
 
 SCHEMA_NAMES = tuple(sorted(
     p.name.removesuffix(".schema.json")
@@ -30,11 +30,20 @@ def load(name: str) -> dict[str, Any]:
     return json.loads(text)  # type: ignore[no-any-return]
 
 
+@cache
+def registry() -> Any:
+    """Every packaged schema under its ``$id``, so cross-document ``$ref``s resolve offline."""
+    from referencing import Registry, Resource
+
+    return Registry().with_resources(  # type: ignore[call-arg]
+        (load(n)["$id"], Resource.from_contents(load(n))) for n in SCHEMA_NAMES)
+
+
 def validate(document: Any, name: str) -> list[str]:
     """Every violation of schema ``name``, as ``"$.path: message"`` lines (empty: valid)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(load(name))
+    validator = jsonschema.Draft202012Validator(load(name), registry=registry())
     problems = []
     for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path)):
         path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)

@@ -24,6 +24,7 @@ from .errors import IOFailure, UsageError, VerificationError
 from ._scan import Mismatch, Plan, Result, Sink, scan
 from .keys import PublicKey
 from .manifest import Manifest
+from .sections import check_sections
 from .names import check_name
 from .report import Report
 from .signing import (
@@ -319,7 +320,10 @@ def _verify(fd: int, file_size: int, report: Report, trust: Sequence[PublicKey],
         manifest = Manifest.from_bytes(_member_bytes(fd, layout, MANIFEST_NAME))
         _check_manifest(manifest, statement, results, layout)
         report.manifest = {"name": manifest.name, "version": manifest.version, "mlpack": manifest.mlpack}
-        report.passed(step, f"{manifest.name} {manifest.version or ''}".strip())
+        signed = {r.name: (r.size, r.digest) for r in statement.resources}
+        checked = check_sections(manifest, signed, statement.algorithm,
+                                 lambda name: _member_bytes(fd, layout, name))
+        report.passed(step, "; ".join([f"{manifest.name} {manifest.version or ''}".strip(), *checked]))
         step = "formats"
         for i in sorted(results):
             if results[i].fmt_error is not None:

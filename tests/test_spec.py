@@ -30,8 +30,11 @@ def examples() -> list[tuple[str, str, str]]:
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:
+    from mlpack import schema
+
     return jsonschema.Draft202012Validator(json.loads(SCHEMAS[name].read_text()),
-                                           format_checker=jsonschema.FormatChecker())
+                                           format_checker=jsonschema.FormatChecker(),
+                                           registry=schema.registry())
 
 
 def test_every_schema_is_valid_2020_12() -> None:

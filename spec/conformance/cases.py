@@ -421,7 +421,7 @@ class HostileArchive:
     def manifest_dict(self) -> dict[str, Any]:
         others = {n: d for n, (d, _x) in self.files.items() if n != MANIFEST_NAME}
         doc: dict[str, Any] = {
-            "mlpack": "1.0",
+            "mlpack": "1.1",
             "name": self.pack_name,
             "files": {"count": len(others), "size": sum(len(d) for d in others.values())},
         }
@@ -701,9 +701,17 @@ add_case("valid-keyid-set", "verified", None,
          "keyid set to an arbitrary string: keyids are ignored.",
          lambda k: with_(base(k), signatures_hook=lambda s: [dict(x, keyid="some-key-id") for x in s]))
 add_case("valid-manifest-newer-minor", "verified", None,
-         "mlpack.json version 1.7 with unknown top-level fields and content in reserved sections: accepted.",
+         "mlpack.json version 1.7 with unknown top-level fields: accepted.",
          lambda k: with_(base(k), manifest_hook=lambda d: dict(d, mlpack="1.7", future_field={"x": 1},
-                                                               metrics={"anything": [1, 2, {"a": None}]})))
+                                                               future_section={"a": [1, None]})))
+add_case("valid-manifest-1.0-reserved-content", "verified", None,
+         "mlpack.json version 1.0 with content in reserved sections: it has no meaning and is ignored.",
+         lambda k: with_(base(k), manifest_hook=lambda d: dict(d, mlpack="1.0",
+                                                               metrics={"anything": [1, 2, {"a": None}]},
+                                                               hardware={"machine": 3})))
+add_case("manifest-1.1-bad-section", "failed", "E_MANIFEST",
+         "mlpack.json version 1.1 whose hardware section breaks its schema (machine is a number).",
+         lambda k: with_(base(k), manifest_hook=lambda d: dict(d, mlpack="1.1", hardware={"machine": 3})))
 add_case("valid-manifest-only", "verified", None,
          "The only signed file is mlpack.json (files.count 0): the brief requires >= 1 resource and mlpack.json.",
          lambda k: HostileArchive(k),
@@ -1656,7 +1664,7 @@ add_case("manifest-nesting-33", "failed", "E_MANIFEST", "mlpack.json nested 33 l
          lambda k: _manifest(k, hook=lambda d: dict(d, metrics={"x": _nest(31)})),
          note="spec/README.md strict JSON rule 4: depth <= 32 for mlpack.json.")
 add_case("valid-manifest-nesting-32", "verified", None, "mlpack.json nested exactly 32 levels deep (the limit).",
-         lambda k: _manifest(k, hook=lambda d: dict(d, metrics={"x": _nest(30)})))
+         lambda k: _manifest(k, hook=lambda d: dict(d, x_future={"x": _nest(30)})))
 add_case("payload-nesting-17", "failed", "E_MANIFEST", "Signed payload nested 17 levels deep (limit 16).",
          lambda k: with_(base(k), payload_hook=lambda d: dict(d, extra=_nest(16))),
          note="spec/README.md strict JSON rule 4: depth <= 16 for the payload.")
