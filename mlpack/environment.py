@@ -819,6 +819,64 @@ def _find_wheels(pip: list[str], pins: Mapping[str, Distribution],
     return found
 
 
+def _cache_path() -> Path | None:
+    """The wheel-hash cache (``$MLPACK_CACHE_DIR`` or ``$XDG_CACHE_HOME/mlpack``); None when
+    ``MLPACK_NO_CACHE`` is set."""
+    if os.environ.get("MLPACK_NO_CACHE"):
+        return None
+    base = os.environ.get("MLPACK_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mlpack")
+    return Path(base) / "wheel-hashes.json"
+
+
+def _cache_key(interp: Interpreter, d: Distribution) -> str:
+    return f"{interp.tag}|{d.key}=={d.version}|{','.join(sorted(d.tags))}"
+
+
+def _read_cache() -> dict[str, list[str]]:
+    path = _cache_path()
+    try:
+        data = json.loads(path.read_bytes()) if path else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _cached_wheels(interp: Interpreter, pins: Mapping[str, Distribution]) -> dict[str, tuple[str, str]]:
+    """The (URL, sha256) pip found earlier for the same interpreter tag, version and build.
+
+    pip takes seconds to search an index for a hundred pins; what it found for an exact
+    version of a wheel does not change, so later builds reuse it. A ``file:`` wheel is
+    reused only while that file still exists.
+    """
+    cache = _read_cache()
+    out = {}
+    for key, d in pins.items():
+        hit = cache.get(_cache_key(interp, d))
+        if (isinstance(hit, list) and len(hit) == 2 and all(isinstance(x, str) for x in hit)
+                and re.fullmatch(r"[0-9a-f]{64}", hit[1])):
+            local = _file_path(hit[0])
+            if local is None or os.path.isfile(local):
+                out[key] = (hit[0], hit[1])
+    return out
+
+
+def _remember_wheels(interp: Interpreter, pins: Mapping[str, Distribution],
+                     found: Mapping[str, tuple[str, str]]) -> None:
+    path = _cache_path()
+    if path is None or not found:
+        return
+    cache = _read_cache()
+    cache.update({_cache_key(interp, pins[k]): list(v) for k, v in found.items() if k in pins})
+    try:  # best effort: a cache that cannot be written only costs time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def _download(pip: list[str], wheels: Mapping[str, LockedFile], scratch: Path) -> Path:
     """Fetch each locked wheel (by its exact URL) into scratch/wheelhouse; check sha256."""
     house = scratch / "wheelhouse"
@@ -1003,9 +1061,13 @@ def capture_environment(python: str | os.PathLike[str] | None = None, *, mode: s
         notes.append("the environment was pinned by name and version only (no package index "
                      "was asked for wheel hashes)")
     else:
-        pip = _pip_command(interp)
+        pip = _pip_command(interp) if mode == "wheelhouse" or pins else []
+        known = _cached_wheels(interp, pins)
+        todo = {k: d for k, d in pins.items() if k not in known}
+        found = _find_wheels(pip or _pip_command(interp), todo, scratch) if todo else {}
+        _remember_wheels(interp, pins, found)
         wheels: dict[str, LockedFile] = {}
-        for key, (url, sha) in _find_wheels(pip, pins, scratch).items():
+        for key, (url, sha) in sorted({**known, **found}.items()):
             name = unquote(urlsplit(url).path).rsplit("/")[-1]
             wheels[key] = LockedFile(name=name, url=_public_url(url), hashes={"sha256": sha})
             built = set(pins[key].tags)

@@ -28,6 +28,12 @@ def make_keypair(directory: Path, name: str = "author") -> KeyPair:
     return KeyPair(private, public, fingerprint)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets an empty mlpack cache (the wheel-hash cache must not leak between tests)."""
+    monkeypatch.setenv("MLPACK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def keypair(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
     return make_keypair(tmp_path_factory.mktemp("keys"))

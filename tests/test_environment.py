@@ -434,6 +434,20 @@ def test_lock_mode_pins_exact_wheels(trained_venv: Path, tmp_path: Path) -> None
     assert c.section["packages"] == 2 and "local" not in c.section
 
 
+def test_second_capture_reuses_what_pip_found(trained_venv: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    first = lock_of(capture_environment(trained_venv, workdir=tmp_path / "w1"))
+    # pip can no longer find anything: a second capture must not need it
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty"))
+    assert lock_of(capture_environment(trained_venv, workdir=tmp_path / "w2")) == first
+    monkeypatch.setenv("MLPACK_NO_CACHE", "1")  # and without the cache, pip is asked again
+    with pytest.raises(IOFailure) as e:
+        capture_environment(trained_venv, workdir=tmp_path / "w3")
+    assert e.value.code == "E_CAPTURE"
+
+
 @posix_only
 def test_wheelhouse_rebuilds_a_fresh_venv_offline(trained_venv: Path, tmp_path: Path,
                                                   new_pip: Path) -> None:
