@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end run of the main job on the bundled example: key, pack, inspect, verify,
-# unpack, the OpenSSF peer check (when model_signing is installed), and a tampered copy
-# being refused. Usage: examples/demo.sh [WORKDIR]   (default: a fresh temporary directory)
+# The main job end to end on the bundled example (examples/digits): a fresh copy of the
+# project under git, its data prepared, the model trained inside mlpack.run(), then
+# mlpack build (code, environment lock, dataset manifests, hardware, training record,
+# metrics, weights index), inspect, verify, unpack, the OpenSSF peer check (when
+# model_signing is installed), and a tampered copy being refused.
+# Usage: examples/demo.sh [WORKDIR]   (default: a fresh temporary directory)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$(dirname "$(command -v python)")
@@ -11,18 +14,26 @@ mkdir -p "$work"
 cd "$work"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
-step "$mlpack" keygen -o author
-step "$mlpack" pack "$here/tiny-model" -o tiny.mlpack --key author.pem --name tiny-mlp
-step "$mlpack" inspect tiny.mlpack
-step "$mlpack" verify tiny.mlpack --key author.pub
-step "$mlpack" unpack tiny.mlpack -d unpacked --key author.pub
+rm -rf digits && cp -r "$here/digits" digits && rm -rf digits/data digits/.mlpack digits/model.safetensors
+git -C digits init -q && git -C digits add -A
+git -C digits -c user.name=demo -c user.email=demo@example.org commit -qm "digits example"
+step "$mlpack" keygen -o author --force
+cd digits
+step python prepare_data.py
+step python train.py
+step "$mlpack" build -o ../digits.mlpack --key ../author.pem --force
+cd ..
+step "$mlpack" inspect digits.mlpack
+step "$mlpack" verify digits.mlpack --key author.pub
+rm -rf unpacked
+step "$mlpack" unpack digits.mlpack -d unpacked --key author.pub
 if command -v model_signing >/dev/null 2>&1; then
   step model_signing verify key unpacked --signature unpacked/.mlpack/model.sig --public_key author.pub
 fi
 
 printf '\n\033[1m# a copy with one byte changed must be refused (exit 1)\033[0m\n'
-cp tiny.mlpack tampered.mlpack
-offset=$(grep -boa '"arch": "mlp"' tampered.mlpack | head -1 | cut -d: -f1)
+cp digits.mlpack tampered.mlpack
+offset=$(grep -boa 'def predict' tampered.mlpack | head -1 | cut -d: -f1)
 printf 'X' | dd of=tampered.mlpack bs=1 seek="$((offset + 1))" conv=notrunc status=none
 if "$mlpack" verify tampered.mlpack --key author.pub; then
   echo "tampered pack was accepted: this is a bug" >&2

@@ -99,6 +99,82 @@ def pack(
 
 
 @app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="The training project (default: here).")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing mlpack.toml.")] = False,
+) -> None:
+    """Write a commented mlpack.toml, pre-filled from what the project holds (git, weights, data)."""
+    from .recipe import write_init
+
+    path = write_init(directory, force=force)
+    typer.echo(f"wrote {path}: review it, train (wrap training in mlpack.run()), then mlpack build")
+
+
+@app.command()
+def build(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The pack file to write.")],
+    key: Annotated[Path | None, typer.Option("--key", "-k", help="Private key (PEM) to sign with.")] = None,
+    unsigned: Annotated[bool, typer.Option("--unsigned", help="Write an unsigned pack.")] = False,
+    directory: Annotated[Path, typer.Option("-C", "--project", help="The training project.")] = Path("."),
+    env_mode: Annotated[str | None, typer.Option(
+        "--env", help="Override [environment] mode: lock, wheelhouse, conda-pack or none.")] = None,
+    wheelhouse: Annotated[bool, typer.Option("--wheelhouse", help="Same as --env wheelhouse.")] = False,
+    conda_pack: Annotated[bool, typer.Option("--conda-pack", help="Same as --env conda-pack.")] = False,
+    allow_stale: Annotated[bool, typer.Option(
+        "--allow-stale", help="Build even if weights or code changed since the recorded run.")] = False,
+    hash_name: Annotated[str, typer.Option("--hash", help="sha256 (default), blake2b or blake3.")] = "sha256",
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Capture the project as mlpack.toml says (weights, code, environment, data, hardware,
+    training record, metrics), then pack and sign it."""
+    from .build import build_project
+    from .errors import UsageError
+    from .keys import load_signing_key
+
+    if hash_name not in ("sha256", "blake2b", "blake3"):
+        raise UsageError(f"--hash {hash_name!r} is not one of sha256, blake2b, blake3")
+    modes = [m for m, on in (("wheelhouse", wheelhouse), ("conda-pack", conda_pack)) if on]
+    if env_mode:
+        modes.append(env_mode)
+    if len(set(modes)) > 1:
+        raise UsageError(f"choose one environment mode, not {' and '.join(sorted(set(modes)))}")
+    if modes and modes[0] not in ("lock", "wheelhouse", "conda-pack", "none"):
+        raise UsageError(f"--env {modes[0]!r} is not one of lock, wheelhouse, conda-pack, none")
+    if (key is None) == (not unsigned):
+        raise UsageError("pass --key PRIVATE.pem to sign, or --unsigned (but not both)",
+                         hint="create a key with: mlpack keygen -o NAME")
+    signing_key = load_signing_key(key) if key else None
+    result = build_project(directory, output, key=signing_key, algorithm=hash_name,
+                           replace_existing=force, allow_stale=allow_stale,
+                           environment_mode=modes[0] if modes else None)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    p = result.pack
+    typer.echo(f"wrote {p.path}: {p.files} files, {p.size} bytes, {p.algorithm} "
+               f"root sha256:{p.root_digest}")
+    typer.echo(f"sections: {', '.join(sorted(result.manifest.sections))}")
+    typer.echo(f"signed by {p.signer}" if p.signer else "UNSIGNED")
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="A PyTorch checkpoint (state dict).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .safetensors file to write.")],
+    key: Annotated[str | None, typer.Option("--key", help="Entry holding the state dict (e.g. state_dict).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Turn a PyTorch state dict into safetensors (loaded with weights_only: never unpickles code)."""
+    from .convert import convert_torch
+
+    result = convert_torch(source, output, key=key, overwrite=force)
+    typer.echo(f"wrote {output}: {result.tensors} tensors, {result.size} bytes, sha256:{result.sha256}")
+    for what, items in (("shared tensors cloned", result.shared), ("scalars kept as metadata", result.scalars),
+                        ("entries skipped", result.skipped)):
+        if items:
+            typer.echo(f"note: {what}: {', '.join(map(str, items))}", err=True)
+
+
+@app.command()
 def inspect(
     pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack to describe.")],
     as_json: JsonOpt = False,

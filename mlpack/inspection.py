@@ -62,10 +62,87 @@ class Inspection:
         if m.authors:
             lines.append(f"  authors      {', '.join(m.authors)}")
         for w in m.weights:
-            lines.append(f"  weights      {w.path} ({w.format}, {w.size} bytes)")
-        for section in sorted(m.sections):
-            lines.append(f"  {section:<12} {len(m.sections[section])} field(s)")
+            tensors = f", {len(w.index.get('tensors', []))} tensors, root {_short(w.index.get('tensor_root'))}" \
+                if m.at_least(1) and w.index else ""
+            lines.append(f"  weights      {w.path} ({w.format}, {w.size} bytes{tensors})")
+        if not m.at_least(1):
+            for section in sorted(m.sections):
+                lines.append(f"  {section:<12} {len(m.sections[section])} field(s) (reserved in 1.0: no meaning)")
+            return "\n".join(lines)
+        for section in SECTION_ORDER:
+            if section in m.sections:
+                lines.append(f"  {section}")
+                lines.extend(f"    {line}" for line in _render_section(section, m.sections[section]))
         return "\n".join(lines)
+
+
+SECTION_ORDER = ("metrics", "training", "code", "datasets", "environment", "hardware", "entrypoints")
+
+
+def _short(digest: object) -> str:
+    text = str(digest or "?")
+    return text[:19] + "…" if len(text) > 20 else text
+
+
+def _kv(d: dict[str, Any], keys: tuple[str, ...]) -> str:
+    return ", ".join(f"{k} {d[k]}" for k in keys if d.get(k) not in (None, "", [], {}))
+
+
+def _render_section(name: str, s: dict[str, Any]) -> list[str]:
+    """A few readable lines per section; unknown shapes fall back to their keys."""
+    out: list[str] = []
+    if name == "metrics":
+        for x in s.get("metrics", []):
+            tol = x.get("tolerance") or {}
+            band = " ".join(f"±{tol[k]}{'' if k == 'absolute' else ' rel'}" for k in ("absolute", "relative")
+                            if k in tol)
+            where = "/".join(str(x[k]) for k in ("dataset", "split") if x.get(k))
+            out.append(f"{x.get('name')} = {x.get('value')} {band} on {where or '?'} "
+                       f"({x.get('direction', '?')} is better; {x.get('status', 'claimed')})")
+    elif name == "training":
+        cmd = s.get("command")
+        if isinstance(cmd, dict):
+            cmd = cmd.get("argv", cmd)
+        if isinstance(cmd, list):
+            cmd = " ".join(str(c) for c in cmd)
+        out.append(f"command   {cmd}")
+        for key in ("params", "seeds", "threads", "determinism"):
+            if s.get(key):
+                out.append(f"{key:<9} {json.dumps(s[key], sort_keys=True)[:200]}")
+        out.append(_kv(s, ("status", "started", "duration_s", "parent")))
+    elif name == "code":
+        git = s.get("git") or {}
+        out.append(f"{s.get('files')} files, {s.get('size')} bytes, digest {_short(s.get('digest'))}")
+        if git:
+            state = "DIRTY (diff in " + str(git.get("diff")) + ")" if git.get("dirty") else "clean"
+            out.append(f"git {str(git.get('commit') or 'no commit')[:12]} on {git.get('branch') or 'detached'}"
+                       f", {state}, remote {git.get('remote') or 'none'}")
+        else:
+            out.append("no git repository")
+    elif name == "datasets":
+        for e in s.get("entries", []):
+            rows = f", {e['tables']['rows']} rows" if e.get("tables") else ""
+            out.append(f"{e.get('name')}: {e.get('mode')} {e.get('uri')}: {e.get('file_count')} files, "
+                       f"{e.get('total_bytes')} bytes{rows}, root {_short(e.get('root_digest'))}")
+    elif name == "environment":
+        py = s.get("python") or {}
+        pyv = py.get("version") if isinstance(py, dict) else py
+        out.append(_kv({**s, "python": pyv}, ("mode", "python", "packages", "lock")))
+        for x in s.get("local", []) or []:
+            out.append(f"local install: {x.get('name')} {x.get('version')} ({x.get('kind')})")
+        if s.get("variables"):
+            out.append("variables " + ", ".join(f"{k}={v}" for k, v in sorted(s["variables"].items())))
+    elif name == "hardware":
+        flags = ",".join(s.get("host_processor_isa_flags") or []) or None
+        out.append(_kv({**s, "isa": flags}, ("host_processor_model_name", "host_processor_vcpu_count",
+                                             "host_memory_capacity_bytes", "operating_system", "isa")))
+        for a in s.get("accelerators", []) or []:
+            out.append(f"accelerator {a.get('model_name', a)}")
+    elif name == "entrypoints":
+        for key in ("train", "evaluate"):
+            if isinstance(s.get(key), dict):
+                out.append(f"{key:<9} {s[key].get('command')}")
+    return [line for line in out if line] or [", ".join(sorted(s))]
 
 
 def _top_level(prefix: str) -> dict[str, Any]:
