@@ -191,6 +191,8 @@ def _finish(report: Any, as_json: bool) -> None:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         typer.echo(report.render())
+        for att in getattr(report, "attestations", None) or []:
+            typer.echo(f"  attestation: {att['line']}")
     if not report.ok:
         err = report.error
         _print_error(err)
@@ -205,13 +207,109 @@ def verify(
     threshold: ThresholdOpt = 1,
     allow_unsigned: AllowUnsignedOpt = False,
     as_json: JsonOpt = False,
+    evaluate: Annotated[bool, typer.Option("--eval", help="Re-evaluate the shipped weights (runs pack code, sandboxed).")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Retrain from scratch, compare weights, then evaluate.")] = False,
+    data: Annotated[list[str], typer.Option("--data", help="NAME=PATH|s3://... for a dataset the entry points read; repeatable.")] = [],  # noqa: B006
+    allow_data_drift: Annotated[bool, typer.Option("--allow-data-drift", help="Run even if data differs from its signed manifest (reported).")] = False,
+    env: Annotated[str, typer.Option("--env", help="lock: a fresh environment from the pack's lock (cached); current: this interpreter, checked against the lock.")] = "lock",
+    eval_with: Annotated[Path | None, typer.Option("--eval-with", help="Your own evaluation script instead of the pack's (called with --weights, --data NAME=PATH, --out DIR).")] = None,
+    exact: Annotated[bool, typer.Option("--exact", help="--rebuild: require bit-identical weights.")] = False,
+    unsafe_no_sandbox: Annotated[bool, typer.Option("--unsafe-no-sandbox", help="Run pack code without a sandbox when none can be set up.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds each pack command may run.", min=1)] = 3600.0,
+    report_file: Annotated[Path | None, typer.Option("--report", help="Also write a self-contained Markdown report to this file.")] = None,
 ) -> None:
-    """Check a pack's integrity and signature; exit 0 only if everything holds."""
+    """Check a pack's integrity and signature; with --eval/--rebuild also recompute its metrics.
+
+    Exit 0: verified (and reproduced); 1: a check failed; 2: usage; 3: could not run.
+    """
     from .verify import verify_pack
 
     trust = _trust(key, trust_dir)
+    if evaluate or rebuild:
+        _reproduce(pack_file, trust, threshold, allow_unsigned, as_json, evaluate, rebuild, data,
+                   allow_data_drift, env, eval_with, exact, unsafe_no_sandbox, timeout, report_file)
+        return
+    for name, value in (("--data", data), ("--allow-data-drift", allow_data_drift), ("--eval-with", eval_with),
+                        ("--exact", exact), ("--unsafe-no-sandbox", unsafe_no_sandbox)):
+        if value:
+            from .errors import UsageError
+
+            raise UsageError(f"{name} needs --eval or --rebuild")
     report = verify_pack(pack_file, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned)
+    report.attestations = _attestations(pack_file, trust) if report.ok else []
+    if report_file is not None:
+        _write_report(report_file, f"# Verification report: {pack_file.name}\n\n```\n{report.render()}\n```\n")
     _finish(report, as_json)
+
+
+def _attestations(pack_file: Path, trust: Any) -> list[dict[str, Any]]:
+    """Attestations beside the pack, each checked; a bad one is listed with its error."""
+    from .attest import _sha256, find_attestations, read_attestation
+    from .errors import MlpackError as _Err
+
+    found = find_attestations(pack_file)
+    if not found:
+        return []
+    digest = _sha256(pack_file)
+    out = []
+    for path in found:
+        try:
+            att = read_attestation(path, digest, trust)
+            out.append({**att.to_dict(), "line": att.line()})
+        except _Err as err:
+            out.append({"path": str(path), "error": err.to_dict(), "line": f"{path.name}: [{err.code}] {err.message}"})
+    return out
+
+
+@app.command()
+def attest(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack the report is about.")],
+    report: Annotated[Path, typer.Argument(help="The output of mlpack verify PACK --eval/--rebuild --json.")],
+    key: Annotated[Path, typer.Option("--key", "-k", help="The verifier's private key (PEM).")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Default: PACK.<key>.att.json beside the pack.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing attestation.")] = False,
+) -> None:
+    """Sign what you reproduced (verdict, metrics, your hardware) as a file beside the pack."""
+    from .attest import attest as sign_outcome
+    from .attest import load_report
+    from .keys import load_signing_key
+
+    path = sign_outcome(pack_file, load_report(report), key=load_signing_key(key), out=output, force=force)
+    typer.echo(f"wrote {path}")
+
+
+def _write_report(path: Path, text: str) -> None:
+    from ._atomic import atomic_write_bytes
+    from .errors import IOFailure
+
+    try:
+        atomic_write_bytes(path, text.encode())
+    except OSError as err:
+        raise IOFailure.from_os_error(err, f"cannot write {path}") from None
+
+
+def _reproduce(pack_file: Path, trust: Any, threshold: int, allow_unsigned: bool, as_json: bool, evaluate: bool,
+               rebuild: bool, data: list[str], allow_data_drift: bool, env: str, eval_with: Path | None,
+               exact: bool, unsafe: bool, timeout: float, report_file: Path | None) -> None:
+    from .errors import EXIT_IO
+    from .reproduce import parse_bindings, reproduce
+
+    def progress(msg: str) -> None:
+        typer.echo(f"mlpack: {msg}", err=True)
+
+    result = reproduce(pack_file, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned,
+                       evaluate=evaluate, rebuild=rebuild, data=parse_bindings(data),
+                       allow_data_drift=allow_data_drift, env=env, eval_with=eval_with, exact=exact,
+                       unsafe_no_sandbox=unsafe, timeout_s=timeout, progress=progress)
+    if report_file is not None:
+        _write_report(report_file, result.to_markdown())
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
+    if result.verdict == "reproduced":
+        return
+    if result.error is not None and result.error.exit_code != EXIT_FAILED:
+        raise result.error
+    _print_error(result.error)
+    raise typer.Exit(EXIT_FAILED if result.verdict == "failed" else EXIT_IO)
 
 
 @app.command()

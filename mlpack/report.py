@@ -57,6 +57,8 @@ class Report:
     claimed_signer: str | None = None  # an untrusted key's unverified hint (E_UNTRUSTED_KEY)
     archive: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None
+    attestations: list[dict[str, Any]] = field(default_factory=list)
+    """Reproduction attestations found beside the pack (filled by the CLI; spec/reproduction.md)."""
 
     def check(self, check_id: str) -> Check:
         return next(c for c in self.checks if c.id == check_id)
@@ -96,6 +98,8 @@ class Report:
             "archive": self.archive,
             "manifest": self.manifest,
             "checks": [c.to_dict() for c in self.checks],
+            **({"attestations": [{k: v for k, v in a.items() if k != "line"} for a in self.attestations]}
+               if self.attestations else {}),
         }
 
     def render(self) -> str:
