@@ -123,6 +123,8 @@ class Reproduction:
     hardware_differences: list[dict[str, Any]] = field(default_factory=list)
     weights: dict[str, Any] | None = None
     commands: list[str] = field(default_factory=list)
+    sandbox: str | None = None
+    """What isolated the pack's commands: "bubblewrap", or "none (--unsafe-no-sandbox)"."""
     signer: str | None = None
     pack_sha256: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
@@ -152,7 +154,7 @@ class Reproduction:
             "levels": [lv.to_dict() for lv in self.levels.values()],
             "metrics": [m.to_dict() for m in self.metrics], "data": [d.to_dict() for d in self.data],
             "environment": self.environment, "hardware_differences": self.hardware_differences,
-            "weights": self.weights, "commands": self.commands, "duration_s": round(self.duration_s, 3),
+            "weights": self.weights, "commands": self.commands, "sandbox": self.sandbox, "duration_s": round(self.duration_s, 3),
             "error": self.error.to_dict() if self.error else None,
         }
 
@@ -213,7 +215,7 @@ class Reproduction:
             out += [f"- {d['field']}: {d['recorded']} → {d['current']} ({d['severity']})"
                     for d in self.hardware_differences]
         if self.commands:
-            out += ["", "## Commands run (sandboxed)", ""] + [f"    {c}" for c in self.commands]
+            out += ["", f"## Commands run (sandbox: {self.sandbox or 'none'})", ""] + [f"    {c}" for c in self.commands]
         if self.error:
             out += ["", f"**Error:** [{self.error.code}] {_md(self.error.message)}"]
         return "\n".join(out) + "\n"
@@ -391,7 +393,9 @@ def _prepare(report: Reproduction, manifest: dict[str, Any], work: Path, binding
     recorded_hw = manifest.get("hardware")
     if recorded_hw:
         current = hardware.capture()
-        diffs = hardware.differences(hardware.HardwareProfile.from_dict(recorded_hw), current)
+        # thread pools and numerics variables are process settings, re-applied below; not hardware
+        diffs = [d for d in hardware.differences(hardware.HardwareProfile.from_dict(recorded_hw), current)
+                 if not d.field.startswith(("threadpools", "environment."))]
         report.hardware_differences = [{"field": d.field, "recorded": d.recorded, "current": d.current,
                                         "severity": d.severity} for d in diffs]
         lv.details += [f"hardware {d.field}: {d.recorded} -> {d.current} ({d.severity})"
@@ -514,13 +518,13 @@ def _describe(d: Any) -> str:
     return f"{d.name}: {d.change} (lock {getattr(d, 'locked', None)}, installed {getattr(d, 'installed', None)})"
 
 
-def _run(ctx: _Ctx, label: str, argv: list[str], scratch: Path, cwd: Path) -> Any:
+def _run(ctx: _Ctx, label: str, argv: list[str], scratch: Path, cwd: Path, extra: Sequence[Path] = ()) -> Any:
     from . import sandbox
 
     shown = " ".join(argv)
-    ctx.progress(f"running ({label}, sandboxed): {shown}")
+    ctx.progress(f"running ({label}, {'UNSANDBOXED' if ctx.unsafe else 'sandboxed'}): {shown}")
     return sandbox.run(argv, scratch=scratch, cwd=cwd,
-                       read_only=[ctx.pack_dir, *ctx.env_prefixes, *ctx.data_paths, _mlpack_root()],
+                       read_only=[ctx.pack_dir, *ctx.env_prefixes, *ctx.data_paths, _mlpack_root(), *extra],
                        env=ctx.variables, limits=ctx.limits, unsafe_no_sandbox=ctx.unsafe,
                        log_dir=scratch / "logs", on_output=lambda line: ctx.progress(f"  | {line}"))
 
@@ -564,7 +568,10 @@ def _evaluate(report: Reproduction, ctx: _Ctx, level: str, weights: Mapping[str,
         argv = entry.evaluate.argv(weights, ctx.data, str(out), ctx.python)
         computed_by, metrics_file = "pack", out / (entry.evaluate.metrics or "metrics.json")
     report.commands.append(" ".join(argv))
-    outcome = _run(ctx, f"{level}: evaluate", argv, scratch, code)
+    outside = {Path(p).resolve().parent for p in weights.values()
+               if not Path(p).resolve().is_relative_to(ctx.pack_dir.resolve())}  # rebuilt weights
+    outcome = _run(ctx, f"{level}: evaluate", argv, scratch, code, sorted(outside))
+    report.sandbox = outcome.sandbox
     if outcome.returncode != 0 or outcome.timed_out:
         lv.status, lv.summary = "failed", _failed_command("the evaluate command", outcome)
         lv.details += (outcome.stderr_tail or "").strip().splitlines()[-5:]
@@ -615,6 +622,7 @@ def _rebuild(report: Reproduction, ctx: _Ctx, eval_with: str | os.PathLike[str] 
     argv = entry.train.argv(ctx.weights, ctx.data, str(out), ctx.python)
     report.commands.append(" ".join(argv))
     outcome = _run(ctx, "rebuild: train", argv, scratch, code)
+    report.sandbox = outcome.sandbox
     if outcome.returncode != 0 or outcome.timed_out:
         lv.status, lv.summary = "failed", _failed_command("the train command", outcome)
         lv.details += (outcome.stderr_tail or "").strip().splitlines()[-5:]
