@@ -395,7 +395,9 @@ def _prepare(report: Reproduction, manifest: dict[str, Any], work: Path, binding
         current = hardware.capture()
         # thread pools and numerics variables are process settings, re-applied below; not hardware
         diffs = [d for d in hardware.differences(hardware.HardwareProfile.from_dict(recorded_hw), current)
-                 if not d.field.startswith(("threadpools", "environment."))]
+                 if not d.field.startswith(("threadpools", "environment.")) and d.current is not None]
+        # (a field this process cannot see, like the version of a framework it has not imported,
+        # is not a difference: the pack's code runs in the environment rebuilt from the lock)
         report.hardware_differences = [{"field": d.field, "recorded": d.recorded, "current": d.current,
                                         "severity": d.severity} for d in diffs]
         lv.details += [f"hardware {d.field}: {d.recorded} -> {d.current} ({d.severity})"
@@ -456,8 +458,8 @@ def _prepare(report: Reproduction, manifest: dict[str, Any], work: Path, binding
 
     for name in needed:
         e = entries[name]
-        if name in bindings:
-            source = bindings[name]
+        if name in bindings:  # relative to where the verifier runs, not to the sandbox's directory
+            source = bindings[name] if bindings[name].startswith("s3://") else str(Path(bindings[name]).resolve())
         elif e.get("mode") == "included":
             source = str(pack_dir / e["path"])
         elif e["uri"].startswith("s3://") or os.path.isabs(e["uri"]):
@@ -590,6 +592,11 @@ def _evaluate(report: Reproduction, ctx: _Ctx, level: str, weights: Mapping[str,
         value = observed.get(claim.name)
         if isinstance(observed.get(claim.dataset or ""), dict):  # grouped by dataset
             value = observed[claim.dataset or ""].get(claim.name, value)
+        if value is None and claim.tolerance is None:  # informational and not recomputed: no claim to check
+            results.append(MetricResult(level=level, name=claim.name, dataset=claim.dataset, split=claim.split,
+                                        claimed=claim.value, tolerance=None, observed=None, difference=None,
+                                        outcome="informational", passed=True, computed_by=computed_by))
+            continue
         v = metrics_mod.within(claim, value)
         tol = claim.tolerance.to_dict() if claim.tolerance is not None else None
         results.append(MetricResult(level=level, name=claim.name, dataset=claim.dataset, split=claim.split,
@@ -598,15 +605,17 @@ def _evaluate(report: Reproduction, ctx: _Ctx, level: str, weights: Mapping[str,
                                     computed_by=computed_by))
     report.metrics += results
     failed = [r for r in results if not r.passed]
-    if not results:
-        lv.status, lv.summary = "passed", "evaluated; the pack claims no metrics"
+    checked = [r for r in results if r.outcome != "informational"]
+    if not checked:
+        lv.status, lv.summary = "passed", "evaluated; no claimed metric has a tolerance to check"
     elif failed:
         lv.status = "failed"
         lv.summary = (f"{len(failed)} of {len(results)} metric(s) not reproduced: "
                       + ", ".join(f"{r.name} {r.observed} vs claimed {r.claimed} ({r.outcome})" for r in failed))
     else:
         lv.status = "passed"
-        lv.summary = f"{len(results)} metric(s) reproduced within tolerance"
+        lv.summary = f"{len(checked)} metric(s) reproduced within tolerance" + (
+            f" ({len(results) - len(checked)} informational)" if len(results) > len(checked) else "")
 
 
 def _rebuild(report: Reproduction, ctx: _Ctx, eval_with: str | os.PathLike[str] | None, exact: bool) -> None:
