@@ -79,6 +79,10 @@ class Inspection:
 SECTION_ORDER = ("metrics", "training", "code", "datasets", "environment", "hardware", "entrypoints")
 
 
+def _clip(text: str, width: int = 160) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _short(digest: object) -> str:
     text = str(digest or "?")
     return text[:19] + "…" if len(text) > 20 else text
@@ -106,9 +110,17 @@ def _render_section(name: str, s: dict[str, Any]) -> list[str]:
         if isinstance(cmd, list):
             cmd = " ".join(str(c) for c in cmd)
         out.append(f"command   {cmd}")
-        for key in ("params", "seeds", "threads", "determinism"):
+        for key in ("params", "seeds", "determinism"):
             if s.get(key):
-                out.append(f"{key:<9} {json.dumps(s[key], sort_keys=True)[:200]}")
+                out.append(f"{key:<9} {_clip(json.dumps(s[key], sort_keys=True))}")
+        threads = s.get("threads") or {}
+        if threads:
+            pools = ", ".join(f"{p.get('internal_api') or p.get('user_api')} {p.get('num_threads')}"
+                              for p in threads.get("pools") or [] if isinstance(p, dict))
+            parts = [f"requested {threads['requested']}" if threads.get("requested") is not None else "",
+                     f"torch {threads['torch']}" if threads.get("torch") is not None else "",
+                     f"pools: {pools}" if pools else ""]
+            out.append("threads   " + "; ".join(p for p in parts if p))
         out.append(_kv(s, ("status", "started", "duration_s", "parent")))
     elif name == "code":
         git = s.get("git") or {}
@@ -133,7 +145,8 @@ def _render_section(name: str, s: dict[str, Any]) -> list[str]:
         if s.get("variables"):
             out.append("variables " + ", ".join(f"{k}={v}" for k, v in sorted(s["variables"].items())))
     elif name == "hardware":
-        flags = ",".join(s.get("host_processor_isa_flags") or []) or None
+        isa = s.get("host_processor_isa_flags") or []
+        flags = _clip(",".join(isa), 100) if isa else None
         out.append(_kv({**s, "isa": flags}, ("host_processor_model_name", "host_processor_vcpu_count",
                                              "host_memory_capacity_bytes", "operating_system", "isa")))
         for a in s.get("accelerators", []) or []:

@@ -528,15 +528,48 @@ def _run(ctx: _Ctx, label: str, argv: list[str], scratch: Path, cwd: Path, extra
     return sandbox.run(argv, scratch=scratch, cwd=cwd,
                        read_only=[ctx.pack_dir, *ctx.env_prefixes, *ctx.data_paths, _mlpack_root(), *extra],
                        env=ctx.variables, limits=ctx.limits, unsafe_no_sandbox=ctx.unsafe,
-                       log_dir=scratch / "logs", on_output=lambda line: ctx.progress(f"  | {line}"))
+                       log_dir=ctx.work / "logs" / scratch.name,  # outside what the command can write
+                       on_output=lambda line: ctx.progress(f"  | {_printable(line)}"))
 
 
 def _scratch(ctx: _Ctx, name: str) -> tuple[Path, Path]:
     scratch = ctx.work / name
     code = scratch / "code"
     shutil.copytree(ctx.pack_dir / "code", code) if (ctx.pack_dir / "code").is_dir() else code.mkdir(parents=True)
-    (scratch / "logs").mkdir(parents=True, exist_ok=True)
+    (ctx.work / "logs" / name).mkdir(parents=True, exist_ok=True)
     return scratch, code
+
+
+def _untrusted_file(path: Path, scratch: Path, limit: int | None = None) -> bytes | None:
+    """Read a file the pack's code wrote, or None if it is absent or not a regular file inside
+    the scratch directory (the code may have put a link to a host file there). ``limit=None``
+    only checks it."""
+    import stat
+
+    try:
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(scratch.resolve()):
+            return None
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if limit is None:
+            return b""
+        if st.st_size > limit:
+            raise VerificationError(f"{path.name} written by the pack's code is over {limit} bytes",
+                                    code="E_LIMIT")
+        return os.pread(fd, st.st_size, 0)
+    finally:
+        os.close(fd)
+
+
+def _printable(line: str) -> str:
+    """Pack output shown on the verifier's terminal: no escape sequences or control characters."""
+    return "".join(c if c.isprintable() or c == "\t" else "?" for c in line)
 
 
 def _failed_command(label: str, outcome: Any) -> str:
@@ -579,7 +612,10 @@ def _evaluate(report: Reproduction, ctx: _Ctx, level: str, weights: Mapping[str,
         lv.details += (outcome.stderr_tail or "").strip().splitlines()[-5:]
         return
     try:
-        observed = json.loads(metrics_file.read_bytes())
+        raw = _untrusted_file(metrics_file, scratch, limit=1 << 20)
+        if raw is None:
+            raise ValueError("absent, or not a regular file inside the output directory")
+        observed = json.loads(raw)
         if not isinstance(observed, dict):
             raise ValueError("not an object")  # noqa: TRY004 - reported as unreadable below
     except (OSError, ValueError) as err:
@@ -639,12 +675,12 @@ def _rebuild(report: Reproduction, ctx: _Ctx, eval_with: str | os.PathLike[str] 
     rebuilt = {}
     for rel in ctx.weights:
         path = out / rel
-        if not path.is_file():
+        if _untrusted_file(path, scratch) is None:
             lv.status = "failed"
             lv.summary = f"the train command did not write {rel} under its output directory"
             lv.details.append("the train entry point must write each weights file at {output}/<its path>")
             return
-        rebuilt[rel] = str(path)
+        rebuilt[rel] = str(path.resolve())
     deltas = []
     for rel, shipped in ctx.weights.items():
         if rel.endswith(".safetensors"):

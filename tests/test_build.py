@@ -201,3 +201,65 @@ def test_output_exists_is_refused(project: Path, tmp_path: Path) -> None:
     with pytest.raises(MlpackError) as err:
         build_project(project, out, key=None)
     assert err.value.code == "E_EXISTS" and out.read_bytes() == b"keep"
+
+
+def test_s3_referenced_and_included_datasets(project: Path, tmp_path: Path, s3, moto_endpoint: str,  # type: ignore[no-untyped-def]
+                                             key: tuple) -> None:
+    client, bucket = s3
+    local_test = project / "data" / "test"
+    for f in local_test.rglob("*"):
+        if f.is_file():
+            client.put_object(Bucket=bucket, Key=f"digits/test/{f.relative_to(local_test).as_posix()}",
+                              Body=f.read_bytes())
+    recipe = project / "mlpack.toml"
+    text = recipe.read_text()
+    text = text.replace('uri = "data/test"', f'uri = "s3://{bucket}/digits/test"\nendpoint = "{moto_endpoint}"')
+    text = text.replace('uri = "data/train"', 'uri = "data/train"\nmode = "included"')
+    recipe.write_text(text)
+    signing, public = key
+    out = tmp_path / "s3.mlpack"
+    build_project(project, out, key=signing)
+    assert verify_pack(out, trust=[public]).ok
+    entries = {e["name"]: e for e in inspect_pack(out).manifest.sections["datasets"]["entries"]}
+    assert entries["digits-test"]["uri"] == f"s3://{bucket}/digits/test"
+    from mlpack.datasets import build as manifest_of
+
+    assert entries["digits-test"]["root_digest"] == manifest_of(local_test).root_digest  # same bytes
+    assert entries["digits-train"]["mode"] == "included"
+    listed = subprocess.run(["tar", "-tf", str(out)], capture_output=True, text=True, check=True).stdout.split()
+    assert "datasets/digits-train/digits.parquet" in listed and "datasets/digits-test.parquet" in listed
+    assert not any(n.startswith("datasets/digits-test/") for n in listed)  # referenced: manifest only
+
+
+def _onnx_project(root: Path, weights: list[str]) -> None:
+    onnx = pytest.importorskip("onnx")
+    from tests.test_weights import mlp
+
+    model, _ = mlp()
+    (root / "onnx").mkdir(parents=True)
+    onnx.save_model(model, str(root / "onnx" / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="model.onnx.data", size_threshold=0)
+    (root / "predict.py").write_text("print('hello')\n")
+    listed = ", ".join(f'"{w}"' for w in weights)
+    (root / "mlpack.toml").write_text(f'[model]\nname = "mlp"\nweights = [{listed}]\n'
+                                      '[environment]\nmode = "none"\n')
+
+
+def test_onnx_weights_with_external_data(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    _onnx_project(root, ["onnx/model.onnx", "onnx/model.onnx.data"])
+    out = tmp_path / "o.mlpack"
+    result = build_project(root, out, key=None)
+    (w,) = result.manifest.weights
+    assert (w.path, w.format) == ("weights/onnx/model.onnx", "onnx")
+    assert w.index["external_data"] == ["weights/onnx/model.onnx.data"]
+    assert verify_pack(out, trust=[], allow_unsigned=True).ok
+    assert result.manifest.sections["environment"]["mode"] == "none"
+
+
+def test_onnx_external_data_must_be_packed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "proj"
+    _onnx_project(root, ["onnx/model.onnx"])  # its .data file is not among the weights
+    out = tmp_path / "o.mlpack"
+    code, err = _fails(["build", "-C", str(root), "-o", str(out), "--unsigned"], capsys)
+    assert code == 1 and "model.onnx.data" in err and not out.exists()

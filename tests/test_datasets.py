@@ -6,13 +6,8 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -505,59 +500,7 @@ def test_module_entry_point(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- S3 (moto_server)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A real S3 API server on loopback: ``moto_server`` as a subprocess."""
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.exists():
-        found = shutil.which("moto_server")
-        if found is None:
-            pytest.skip("moto_server is not installed (pip install 'moto[server]')")
-        exe = Path(found)
-    port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with opener.open(endpoint + "/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start (exit status {proc.poll()})")
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    pytest.importorskip("boto3")
-    import boto3
-
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-                       "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": moto_endpoint}.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3", endpoint_url=moto_endpoint)
-    bucket = "data-" + os.urandom(4).hex()
-    client.create_bucket(Bucket=bucket)
-    return client, bucket
+# moto_endpoint and s3 fixtures: tests/conftest.py
 
 
 def test_s3_prefix_equals_the_same_files_built_locally(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
