@@ -167,7 +167,7 @@ def build_project(
     code_cap = _timed(timings, "code", code.capture_code, project, include=rec.code.include,
                       exclude=rec.code.exclude, allow_secrets=rec.code.allow_secrets, skip=skip)
     if run is not None:
-        _stale(notes, allow_stale, training.check_code, run, project, digest=code_cap.section["digest"])
+        _stale(notes, allow_stale, training.check_code, run, project)
     mode = environment_mode or rec.environment.mode
     python: str | None = None
     if rec.environment.python:
@@ -206,10 +206,12 @@ def build_project(
         m = rec.model
         manifest = Manifest(name=m.name, version=m.version, description=m.description, license=m.license,
                             authors=tuple(m.authors), files=FilesSummary(count=0, size=0),
-                            sections=sections)
+                            weights=tuple(weights), sections=sections)
         for cap in (code_cap, env_cap, data_cap):
             notes.extend(cap.notes)
         sources = [*weights_cap.files, *code_cap.files, *env_cap.files, *data_cap.files]
         result = _timed(timings, "pack", write_pack, sources, manifest, target, key=key,
                         algorithm=algorithm, replace_existing=replace_existing, weights=weights)
-    return BuildResult(result, manifest, tuple(notes), timings)
+    from .inspection import inspect_pack
+
+    return BuildResult(result, inspect_pack(target).manifest, tuple(notes), timings)  # as written

@@ -235,7 +235,8 @@ def verify(
             from .errors import UsageError
 
             raise UsageError(f"{name} needs --eval or --rebuild")
-    report = verify_pack(pack_file, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned)
+    report = _remote_verify(pack_file, trust, threshold, allow_unsigned) \
+        or verify_pack(pack_file, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned)
     report.attestations = _attestations(pack_file, trust) if report.ok else []
     if report_file is not None:
         _write_report(report_file, f"# Verification report: {pack_file.name}\n\n```\n{report.render()}\n```\n")
@@ -330,6 +331,254 @@ def unpack(
     _finish(report, as_json)
     if not as_json:
         typer.echo(f"unpacked into {dest}")
+
+
+PlainHttpOpt = Annotated[bool, typer.Option(
+    "--plain-http", help="Talk http, not https, to the registry (default for loopback hosts that "
+    "do not speak TLS; env MLPACK_REGISTRY_PLAIN_HTTP=1).")]
+InsecureOpt = Annotated[bool, typer.Option(
+    "--insecure", help="Do not verify the registry's TLS certificate (env MLPACK_REGISTRY_INSECURE=1).")]
+CaFileOpt = Annotated[Path | None, typer.Option(
+    "--ca-file", help="Extra trusted CA certificates (PEM) for the registry (env MLPACK_REGISTRY_CA_FILE).")]
+UserOpt = Annotated[str | None, typer.Option(
+    "--username", "-u", help="Registry user (default: MLPACK_REGISTRY_USERNAME, then the Docker config).")]
+PasswordStdinOpt = Annotated[bool, typer.Option(
+    "--password-stdin", help="Read the registry password (or token) from standard input.")]
+EndpointOpt = Annotated[str | None, typer.Option(
+    "--endpoint", help="S3 endpoint URL for s3:// references (default: AWS_ENDPOINT_URL).")]
+
+
+def _registry_options(plain_http: bool, insecure: bool, ca_file: Path | None, username: str | None,
+                      password_stdin: bool) -> Any:
+    from .errors import UsageError
+    from .oci import Credentials, RegistryOptions
+
+    credentials = None
+    if password_stdin and not username:
+        raise UsageError("--password-stdin needs --username")
+    if username:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            import os
+
+            password = os.environ.get("MLPACK_REGISTRY_PASSWORD")
+            if password is None:
+                raise UsageError(f"no password for {username}",
+                                 hint="pass --password-stdin, or set MLPACK_REGISTRY_PASSWORD")
+        credentials = Credentials(username, password, "--username")
+    return RegistryOptions(plain_http=plain_http or None, insecure=insecure or None,
+                           ca_file=str(ca_file) if ca_file else None, credentials=credentials)
+
+
+def _remote_kind(ref: str) -> str:
+    from .errors import UsageError
+
+    if ref.startswith("oci://"):
+        return "oci"
+    if ref.startswith("s3://"):
+        return "s3"
+    raise UsageError(f"{ref!r} is neither an oci:// nor an s3:// reference",
+                     hint="write oci://HOST/REPOSITORY:TAG or s3://BUCKET/PREFIX:TAG")
+
+
+def _remote_verify(pack_file: Path | str, trust: Any, threshold: int, allow_unsigned: bool) -> Any:
+    """``mlpack verify oci://...`` / ``s3://...``: the report of the remote pack, or None for a local file.
+
+    typer hands PACK over as a Path, which turns ``oci://h/r`` into ``oci:/h/r``; both
+    spellings are accepted (a local file under a directory named ``oci:`` is ``./oci:/...``).
+    """
+    text = str(pack_file)
+    for scheme in ("oci", "s3"):
+        if text.startswith(f"{scheme}:/") and not text.startswith(f"{scheme}://"):
+            text = f"{scheme}://" + text[len(scheme) + 2:]
+    if text.startswith("oci://"):
+        from .oci import verify_remote
+
+        return verify_remote(text, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned)
+    if text.startswith("s3://"):
+        from .store import verify_remote as verify_store
+
+        return verify_store(text, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned)
+    return None
+
+
+@app.command()
+def push(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack to upload.")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="oci://HOST/REPOSITORY[:TAG] or s3://BUCKET/PREFIX[:TAG].")],
+    plain_http: PlainHttpOpt = False,
+    insecure: InsecureOpt = False,
+    ca_file: CaFileOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    endpoint: EndpointOpt = None,
+) -> None:
+    """Upload a pack to an OCI registry or an S3 pack store; blobs already there are not sent again."""
+    if _remote_kind(ref) == "oci":
+        from .oci import push as push_oci
+
+        options = _registry_options(plain_http, insecure, ca_file, username, password_stdin)
+        result = push_oci(pack_file, ref, options=options)
+    else:
+        from .store import push as push_store
+
+        result = push_store(pack_file, ref, endpoint=endpoint)
+    files = [n for n in result.uploaded if n != "manifest"]
+    typer.echo(f"pushed {pack_file} to {ref}: {len(files)} blob(s) sent ({result.bytes_sent} bytes), "
+               f"{result.skipped} already there")
+    typer.echo(f"digest: {result.digest}")
+    typer.echo(f"pull by digest: {result.reference}")
+
+
+@app.command()
+def pull(
+    ref: Annotated[str, typer.Argument(metavar="REF", help="oci://HOST/REPOSITORY[:TAG|@sha256:...] or s3://...")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The pack file to write.")],
+    key: KeyOpt = [],  # noqa: B006
+    trust_dir: TrustDirOpt = [],  # noqa: B006
+    threshold: ThresholdOpt = 1,
+    allow_unsigned: AllowUnsignedOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+    plain_http: PlainHttpOpt = False,
+    insecure: InsecureOpt = False,
+    ca_file: CaFileOpt = None,
+    username: UserOpt = None,
+    password_stdin: PasswordStdinOpt = False,
+    endpoint: EndpointOpt = None,
+) -> None:
+    """Download a pack, verify it with your trusted keys, and only then write OUTPUT."""
+    trust = _trust(key, trust_dir)
+    if _remote_kind(ref) == "oci":
+        from .oci import pull as pull_oci
+
+        options = _registry_options(plain_http, insecure, ca_file, username, password_stdin)
+        result = pull_oci(ref, output, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned,
+                          replace=force, options=options)
+    else:
+        from .store import pull as pull_store
+
+        result = pull_store(ref, output, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned,
+                            replace=force, endpoint=endpoint)
+    report = result.report
+    who = f"signed by {', '.join(report.signers)}" if report.signers else "UNSIGNED (integrity only)"
+    typer.echo(f"pulled {ref} ({result.digest}) into {output}: verified, {who}")
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(metavar="OLD", help="The reference pack.")],
+    new: Annotated[Path, typer.Argument(metavar="NEW", help="The pack to compare with it.")],
+    key: KeyOpt = [],  # noqa: B006
+    trust_dir: TrustDirOpt = [],  # noqa: B006
+    threshold: ThresholdOpt = 1,
+    allow_unsigned: AllowUnsignedOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff report as JSON (spec/diff.md).")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the diff as Markdown.")] = False,
+    limit: Annotated[int, typer.Option(help="Most paths, packages or tensors listed per list.", min=1)] = 1000,
+    no_tensor_stats: Annotated[bool, typer.Option(
+        "--no-tensor-stats", help="Do not read changed tensors for their largest difference.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 on incidental differences too (run times, processor clock, signers).")] = False,
+) -> None:
+    """Verify both packs, then show what changed, most important first (exit 0 equal, 1 different).
+
+    Metrics and tolerances, training parameters and seeds, code, packages, data files, hardware, tensors.
+    """
+    from .diff import DiffOptions, diff_files
+    from .errors import UsageError
+
+    if as_json and markdown:
+        raise UsageError("choose one of --json and --markdown")
+    trust = _trust(key, trust_dir)
+    result = diff_files(old, new, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned,
+                        options=DiffOptions(limit=limit, tensor_stats=not no_tensor_stats))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif markdown:
+        typer.echo(result.render_markdown(), nl=False)
+    else:
+        typer.echo(result.render_text())
+    if not (result.strictly_equal if strict else result.equal):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def card(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack to describe.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default: print).")] = None,
+    html: Annotated[bool, typer.Option("--html", help="One self-contained HTML page instead of Markdown.")] = False,
+    store: Annotated[Path | None, typer.Option("--store", help="Directory of packs to draw the lineage from.")] = None,
+    task: Annotated[str, typer.Option(help="model-index task type (a Hugging Face task id).")] = "other",
+    key: KeyOpt = [],  # noqa: B006
+    trust_dir: TrustDirOpt = [],  # noqa: B006
+    threshold: ThresholdOpt = 1,
+    allow_unsigned: AllowUnsignedOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Verify a pack, then write its model card: Hugging Face Markdown, or --html."""
+    from .card import write_card
+
+    trust = _trust(key, trust_dir)
+    text = write_card(pack_file, output, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned,
+                      html=html, store=store, task=task, force=force)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def log(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack whose ancestry to show.")],
+    store: Annotated[Path, typer.Option("--store", help="Directory of packs where parents are looked up.")],
+    key: KeyOpt = [],  # noqa: B006
+    trust_dir: TrustDirOpt = [],  # noqa: B006
+    threshold: ThresholdOpt = 1,
+    allow_unsigned: AllowUnsignedOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the chain of parent packs (found in --store) and what changed at each step.
+
+    Exit 0 when it reaches a pack without parent; 1 when a parent is missing or fails (chain printed first).
+    """
+    from .lineage import DirectoryStore, walk
+
+    trust = _trust(key, trust_dir)
+    chain = walk(pack_file, DirectoryStore(store), trust=trust, threshold=threshold,
+                 allow_unsigned=allow_unsigned)
+    typer.echo(json.dumps(chain.to_dict(), indent=2, ensure_ascii=False) if as_json else chain.render_text())
+    if chain.stop is not None:
+        raise chain.stop
+
+
+export_app = typer.Typer(help="Export what a pack records in other formats.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("croissant")
+def export_croissant_command(
+    pack_file: Annotated[Path, typer.Argument(metavar="PACK", help="The pack holding the dataset manifest.")],
+    dataset: Annotated[str, typer.Argument(metavar="DATASET", help="The dataset's name in the pack.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default: print).")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        "--base-url", help="Prefix of every file's contentUrl (default: the dataset's recorded source).")] = None,
+    key: KeyOpt = [],  # noqa: B006
+    trust_dir: TrustDirOpt = [],  # noqa: B006
+    threshold: ThresholdOpt = 1,
+    allow_unsigned: AllowUnsignedOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Write MLCommons Croissant 1.0 JSON-LD (per-file sha256) for one dataset of a verified pack."""
+    from .croissant import export_croissant
+
+    trust = _trust(key, trust_dir)
+    text = export_croissant(pack_file, dataset, output, trust=trust, threshold=threshold,
+                            allow_unsigned=allow_unsigned, base_url=base_url, force=force)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote {output}", err=True)
 
 
 def _print_error(err: MlpackError | None) -> None:

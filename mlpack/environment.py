@@ -793,8 +793,9 @@ def _find_wheels(pip: list[str], pins: Mapping[str, Distribution],
         req = scratch / f"pins-{i}.txt"
         req.write_text("".join(f"{pins[k].name}=={pins[k].version}\n" for k in names[i::n]),
                        encoding="utf-8")
-        jobs.append(["install", "--dry-run", "--ignore-installed", "--no-deps", "--only-binary",
-                     ":all:", "--quiet", "--report", "-", "-r", str(req)])
+        # a wheel whenever that exact version has one; else its sdist (locked as such)
+        jobs.append(["install", "--dry-run", "--ignore-installed", "--no-deps", "--prefer-binary",
+                     "--quiet", "--report", "-", "-r", str(req)])
     found: dict[str, tuple[str, str]] = {}
     for out in _run_pip(pip, jobs) if names else []:
         try:
@@ -1067,20 +1068,26 @@ def capture_environment(python: str | os.PathLike[str] | None = None, *, mode: s
         found = _find_wheels(pip or _pip_command(interp), todo, scratch) if todo else {}
         _remember_wheels(interp, pins, found)
         wheels: dict[str, LockedFile] = {}
+        sdists: dict[str, LockedFile] = {}
         for key, (url, sha) in sorted({**known, **found}.items()):
             name = unquote(urlsplit(url).path).rsplit("/")[-1]
+            if not name.endswith(".whl"):
+                sdists[key] = LockedFile(name=name, url=_public_url(url), hashes={"sha256": sha})
+                notes.append(f"{key} {pins[key].version} has no wheel on the index: locked as its source "
+                             f"distribution {name} (a rebuild builds it)")
+                continue
             wheels[key] = LockedFile(name=name, url=_public_url(url), hashes={"sha256": sha})
             built = set(pins[key].tags)
             if built and not built & _wheel_tags(name):
                 notes.append(f"{key} {pins[key].version}: the installed build "
                              f"({', '.join(sorted(built))}) is not the locked wheel {name}")
         if mode == "wheelhouse":
-            house = _download(pip, wheels, scratch)
-            for key, w in list(wheels.items()):
-                wheels[key] = LockedFile(name=w.name, url=w.url, path=f"wheelhouse/{w.filename}",
-                                         size=(house / w.filename).stat().st_size,
-                                         hashes=w.hashes)
-                files.append(Source(name=f"{WHEELHOUSE}/{w.filename}", path=house / w.filename))
+            house = _download(pip, {**wheels, **sdists}, scratch)
+            for table in (wheels, sdists):
+                for key, w in list(table.items()):
+                    table[key] = LockedFile(name=w.name, url=w.url, path=f"wheelhouse/{w.filename}",
+                                            size=(house / w.filename).stat().st_size, hashes=w.hashes)
+                    files.append(Source(name=f"{WHEELHOUSE}/{w.filename}", path=house / w.filename))
             section["wheelhouse"] = WHEELHOUSE
         elif on_disk := sorted(k for k, w in wheels.items() if (w.url or "").startswith("file:")):
             notes.append(f"{len(on_disk)} wheels are locked to files on this machine (file:// "
@@ -1088,6 +1095,7 @@ def capture_environment(python: str | os.PathLike[str] | None = None, *, mode: s
                          "a rebuild elsewhere needs them; mode = \"wheelhouse\" packs them")
         entries += [LockedPackage(name=k, version=pins[k].version, wheels=(w,))
                     for k, w in wheels.items()]
+        entries += [LockedPackage(name=k, version=pins[k].version, sdist=w) for k, w in sdists.items()]
         entries.sort(key=lambda p: p.name)
         major, minor = interp.version.split(".")[:2]
         lock = Lock(

@@ -268,8 +268,9 @@ def _sha256_file(path: Path) -> str:
 
 
 def _mlpack_root() -> Path:
-    """The directory holding this ``mlpack`` package (made importable in rebuilt envs)."""
-    return Path(__file__).resolve().parent.parent
+    """This ``mlpack`` package's directory: linked alone into rebuilt environments (so pack code
+    can ``import mlpack``), without the rest of the verifier's site-packages."""
+    return Path(__file__).resolve().parent
 
 
 @dataclass

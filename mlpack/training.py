@@ -208,12 +208,13 @@ def code_rules(project: Path) -> tuple[tuple[str, ...], tuple[str, ...], tuple[s
 def code_fingerprint(project: Path) -> str:
     """The code fingerprint of the project as ``mlpack build`` would select its code.
 
-    Equal to the ``digest`` of the pack's ``code`` section when nothing changed in between.
+    The files of the ``code`` section except the recipe ``mlpack.toml``.
     """
     from .code import fingerprint
 
     include, exclude, skip = code_rules(project)
-    return fingerprint(project, include, exclude, skip=skip)
+    # the recipe is packaging, not training code: editing it after the run is not "stale"
+    return fingerprint(project, include, exclude, skip=(*skip, "mlpack.toml"))
 
 
 def installed_packages() -> dict[str, str]:
