@@ -25,12 +25,13 @@ import sys
 import tomllib
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
+from ._records import Codec, Record
 from .capture import Captured
 from .errors import IOFailure, UsageError, VerificationError
 from .hardware import NUMERICS_ENV
@@ -130,25 +131,7 @@ def _err(path: str, why: str, member: str) -> VerificationError:
 
 def _value(v: Any, kind: str, path: str, member: str) -> Any:
     """One value checked against a field annotation of this module (strict types)."""
-    kind = kind.removesuffix(" | None")
-    if kind.startswith("tuple["):
-        if not isinstance(v, list):
-            raise _err(path, "must be an array", member)
-        return tuple(_value(x, kind[6:].split(",")[0], f"{path}[{i}]", member)
-                     for i, x in enumerate(v))
-    if kind.startswith("Mapping["):
-        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
-            raise _err(path, "must be a table of strings", member)
-        return dict(v)
-    if kind in _RECORDS:
-        return _RECORDS[kind].from_dict(v, path, member)
-    if kind in ("Change", "SourceKind"):
-        kind = "str"
-    ok: Any = {"str": str, "int": int, "bool": bool}[kind]
-    # bool is an int subclass, but JSON and TOML distinguish the two.
-    if not isinstance(v, ok) or (kind == "int" and isinstance(v, bool)):
-        raise _err(path, f"must be of type {kind}", member)
-    return v
+    return _CODEC.value(v, kind, path, member)
 
 
 def _get(d: Mapping[str, Any], key: str, kind: str, where: str, member: str) -> Any:
@@ -159,38 +142,11 @@ def _get(d: Mapping[str, Any], key: str, kind: str, where: str, member: str) -> 
     return _value(d[key], kind, path, member)
 
 
-class _Record:
-    """from_dict/to_dict shared by the records below: absent or None fields are omitted."""
+class _Record(Record):
+    """A record of this module; decoded by its codec (mlpack/_records.py)."""
 
     __slots__ = ()
-    _keys: ClassVar[dict[str, str]] = {}  # field name -> key in the document, where they differ
-
-    @classmethod
-    def from_dict(cls, d: object, where: str = "environment", member: str = "mlpack.json"
-                  ) -> Any:
-        if not isinstance(d, dict):
-            raise _err(where, "must be an object", member)
-        kw: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            key = cls._keys.get(f.name, f.name)
-            path = f"{where}.{key}" if where else key
-            if key in d:
-                kw[f.name] = _value(d[key], str(f.type), path, member)
-            elif f.default is MISSING:
-                raise _err(path, "is required", member)
-        return cls(**kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
-            if isinstance(v, tuple):
-                v = [x.to_dict() if isinstance(x, _Record) else x for x in v]
-            elif isinstance(v, _Record):
-                v = v.to_dict()
-            if v is not None:
-                out[self._keys.get(f.name, f.name)] = dict(v) if isinstance(v, Mapping) else v
-        return out
+    _where: ClassVar[str] = "environment"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -465,6 +421,9 @@ class EnvironmentSection(_Record):
 _RECORDS: dict[str, Any] = {
     "LockedFile": LockedFile, "PythonInfo": PythonInfo, "PlatformInfo": PlatformInfo,
     "LocalInstall": LocalInstall, "CondaPackage": CondaPackage, "CondaInfo": CondaInfo}
+_CODEC = Codec(error=_err, records=_RECORDS, aliases={"Change": "str", "SourceKind": "str"},
+               strings="a table of strings")
+_Record._codec = _CODEC
 
 
 # ----------------------------------------------------------------------------- pure helpers

@@ -23,9 +23,10 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from ._records import Codec, Record
 from .archive import MANIFEST_NAME
 from .errors import VerificationError
 
@@ -66,53 +67,10 @@ def _err(path: str, why: str) -> VerificationError:
                              member=MANIFEST_NAME)
 
 
-def _value(v: Any, kind: str, path: str) -> Any:
-    """One JSON value checked against a field annotation of this module (strict types)."""
-    kind = kind.removesuffix(" | None")
-    if kind.startswith("tuple["):
-        item = kind[6:].split(",")[0]
-        if not isinstance(v, list):
-            raise _err(path, "must be an array")
-        return tuple(_value(x, item, f"{path}[{i}]") for i, x in enumerate(v))
-    if kind.startswith("Mapping["):
-        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
-            raise _err(path, "must be an object of strings")
-        return dict(v)
-    if kind in _RECORDS:
-        return _RECORDS[kind].from_dict(v, path)
-    ok: Any = {"str": str, "int": int, "float": (int, float)}[kind]
-    if not isinstance(v, ok) or isinstance(v, bool):
-        raise _err(path, f"must be of type {'number' if kind == 'float' else kind}")
-    return float(v) if kind == "float" else v
-
-
-class _Record:
-    """from_dict/to_dict shared by the records below: absent or None fields are omitted."""
+class _Record(Record):
+    """A record of the profile; decoded by the module's codec (mlpack/_records.py)."""
 
     __slots__ = ()
-
-    @classmethod
-    def from_dict(cls, d: object, where: str = "") -> Any:
-        if not isinstance(d, dict):
-            raise _err(where or "section", "must be an object")
-        kw: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            path = f"{where}.{f.name}" if where else f.name
-            if f.name in d:
-                kw[f.name] = _value(d[f.name], str(f.type), path)
-            elif f.default is MISSING and f.default_factory is MISSING:
-                raise _err(path, "is required")
-        return cls(**kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
-            if isinstance(v, tuple):
-                v = [x.to_dict() if isinstance(x, _Record) else x for x in v]
-            if v is not None:
-                out[f.name] = dict(v) if isinstance(v, Mapping) else v
-        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,6 +134,7 @@ class HardwareProfile(_Record):
 
 
 _RECORDS: dict[str, type[_Record]] = {"Accelerator": Accelerator, "ThreadPool": ThreadPool}
+_Record._codec = Codec(error=lambda path, why, _member: _err(path, why), records=_RECORDS)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
