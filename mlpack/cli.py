@@ -125,8 +125,7 @@ def build(
     hash_name: Annotated[str, typer.Option("--hash", help="sha256 (default), blake2b or blake3.")] = "sha256",
     force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
 ) -> None:
-    """Capture the project as mlpack.toml says (weights, code, environment, data, hardware,
-    training record, metrics), then pack and sign it."""
+    """Capture the project as mlpack.toml says (weights, code, environment, data, hardware, run, metrics); pack, sign."""
     from .build import build_project
     from .errors import UsageError
     from .keys import load_signing_key

@@ -140,8 +140,10 @@ def test_benign_control_runs_and_sees_only_what_it_is_given(box: Box) -> None:
     assert seen["readme"] == "project readme\n" and seen["cwd"] == str(box.scratch)
     assert seen["home"] == str(box.scratch / "home") and seen["home_ok"]
     assert not {"home", "var", "run", "srv", "mnt", "media", "opt", "boot"} & set(seen["root"])
-    down = [box.scratch.parts[2]] if box.scratch.is_relative_to("/tmp") else []
-    assert seen["tmp"] == down  # only the way down to scratch
+    # only the way down to scratch, and to the interpreter when it lives under /tmp (a checkout there)
+    ways = [box.scratch, Path(sys.prefix), Path(sys.base_prefix), Path(PY).resolve()]
+    down = sorted({p.parts[2] for p in ways if p.is_relative_to("/tmp") and len(p.parts) > 2})
+    assert seen["tmp"] == down
     assert seen["home_dir"] in (None, [], [".pyenv"])  # the interpreter's prefix, nothing else
 
 
