@@ -8,19 +8,11 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from .card import (
-    CardData,
-    Code,
-    Facts,
-    Mono,
-    Para,
-    Section,
-    Table,
-    front_matter,
-    sections,
-    yaml_dump,
-)
+from ._card_model import CardData, Code, Facts, Mono, Para, Section, Table
+from ._card_yaml import yaml_dump
 
 __all__ = ["lineage_svg", "metrics_svg", "to_html"]
 
@@ -196,13 +188,13 @@ def _section(c: CardData, s: Section) -> str:
     return f'<section id="{_e(s.anchor)}"><h2>{_e(s.title)}</h2>{"".join(body)}</section>'
 
 
-def to_html(c: CardData) -> str:
-    """The complete page."""
+def to_html(c: CardData, blocks: Sequence[Section], meta_doc: Mapping[str, Any]) -> str:
+    """The complete page: ``blocks`` are the card's sections, ``meta_doc`` its front matter."""
     badge = f'<span class="badge {"verified" if c.verdict == "verified" else "unsigned"}">{_e(c.verdict)}</span>'
     lic = f'<span class="badge">license: {_e(c.license or "not stated")}</span>'
     desc = f"<p>{_e(c.description)}</p>" if c.description else ""
-    body = "".join(_section(c, s) for s in sections(c))
-    meta = html.escape(yaml_dump(front_matter(c)))
+    body = "".join(_section(c, s) for s in blocks)
+    meta = html.escape(yaml_dump(dict(meta_doc)))
     return ("<!DOCTYPE html>\n"
             f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
             f'content="width=device-width, initial-scale=1"><title>{_e(c.title)} — model card</title>'

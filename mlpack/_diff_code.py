@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ._diff_model import Change, DiffOptions, SectionDiff
 from ._diff_sections import (
     _presence_summary,
     describe_changes,
@@ -21,7 +22,6 @@ from ._diff_sections import (
 )
 from ._read import VerifiedPack
 from .archive import MANIFEST_NAME
-from .diff import Change, DiffOptions, SectionDiff
 
 __all__ = ["code", "compare_members", "files", "unified"]
 

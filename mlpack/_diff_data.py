@@ -16,9 +16,9 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._diff_model import Change, DiffOptions, SectionDiff, Status
 from ._diff_sections import _presence_summary, field_changes, present, same_member, section_status
 from ._read import VerifiedPack
-from .diff import Change, DiffOptions, SectionDiff, Status
 
 __all__ = ["ManifestDiff", "datasets", "diff_manifest_tables", "manifest_table", "tensor_stats", "weights"]
 

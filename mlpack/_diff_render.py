@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .diff import Change, PackDiff, SectionDiff
+    from ._diff_model import Change, PackDiff, SectionDiff
 
 __all__ = ["render_markdown", "render_text", "safe"]
 

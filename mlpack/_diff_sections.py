@@ -12,8 +12,8 @@ import hashlib
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from ._diff_model import Change, ChangeKind, DiffOptions, SectionDiff, Status
 from ._read import VerifiedPack
-from .diff import Change, ChangeKind, DiffOptions, SectionDiff, Status
 
 __all__ = ["entrypoints", "environment", "field_changes", "hardware", "metrics", "pack", "present", "same",
            "same_member", "section_status", "training"]

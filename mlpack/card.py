@@ -18,10 +18,22 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._card_model import (
+    CARD_TASK,
+    CardData,
+    Cell,
+    Code,
+    Facts,
+    LineageNode,
+    Mono,
+    Para,
+    Reproduced,
+    Section,
+    Table,
+)
 from ._card_yaml import hf_license, yaml_dump
 from ._read import VerifiedPack, open_verified
 from .errors import IOFailure, MlpackError
@@ -29,109 +41,8 @@ from .keys import PublicKey
 from .metrics import ExpectedMetric
 
 __all__ = ["CardData", "Facts", "Mono", "Para", "Reproduced", "Section", "Table", "gather", "hf_license",
-           "sections", "to_markdown", "write_card", "yaml_dump"]
+           "render_html", "sections", "to_markdown", "write_card", "yaml_dump"]
 
-CARD_TASK = "other"
-
-
-# ----------------------------------------------------------------------------- content model
-
-
-@dataclass(frozen=True, slots=True)
-class Mono:
-    """Text shown in a monospace font (digests, commands, paths)."""
-
-    text: str
-
-
-Cell = str | Mono
-
-
-@dataclass(frozen=True, slots=True)
-class Para:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    items: tuple[tuple[str, Cell], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[Cell, ...], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Code:
-    text: str
-    lang: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    title: str
-    blocks: tuple[Para | Facts | Table | Code, ...]
-    anchor: str = ""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Reproduced:
-    """A metric a verifier recomputed and signed (an attestation beside the pack)."""
-
-    name: str
-    dataset: str | None
-    split: str | None
-    value: float
-    claimed: float | None
-    passed: bool
-    level: str
-    by: str
-    """The verifier key's fingerprint."""
-    attestation: str
-    """The attestation file's name."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class LineageNode:
-    label: str
-    digest: str
-    changes: str | None = None
-    found: bool = True
-    status: str = ""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CardData:
-    """Everything a card shows, read from one verified pack."""
-
-    pack: str
-    file_digest: str
-    root_digest: str
-    verdict: str
-    signers: tuple[str, ...]
-    manifest_dict: Mapping[str, Any]
-    name: str
-    version: str | None
-    description: str | None
-    license: str | None
-    authors: tuple[str, ...]
-    metrics: tuple[ExpectedMetric, ...] = ()
-    reproduced: tuple[Reproduced, ...] = ()
-    packages: tuple[tuple[str, str], ...] = ()
-    lineage: tuple[LineageNode, ...] = ()
-    task: str = CARD_TASK
-    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    @property
-    def parent(self) -> str | None:
-        p = (self.sections.get("training") or {}).get("parent")
-        return p if isinstance(p, str) else None
-
-    @property
-    def title(self) -> str:
-        return f"{self.name} {self.version}" if self.version else self.name
 
 
 def _attested(p: VerifiedPack, trust: Sequence[PublicKey]) -> tuple[Reproduced, ...]:
@@ -489,9 +400,7 @@ def write_card(pack: str | os.PathLike[str], output: str | os.PathLike[str] | No
     with open_verified(pack, trust=trust, threshold=threshold, allow_unsigned=allow_unsigned) as p:
         data = gather(p, trust=trust, lineage=lineage, task=task)
     if html:
-        from ._card_html import to_html
-
-        text = to_html(data)
+        text = render_html(data)
     else:
         text = to_markdown(data)
     if target is not None:
@@ -500,3 +409,10 @@ def write_card(pack: str | os.PathLike[str], output: str | os.PathLike[str] | No
         except OSError as err:
             raise IOFailure.from_os_error(err, f"cannot write {target}") from None
     return text
+
+
+def render_html(c: CardData) -> str:
+    """The card as one self-contained HTML page (spec/card.md)."""
+    from ._card_html import to_html
+
+    return to_html(c, sections(c), front_matter(c))

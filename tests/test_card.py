@@ -82,7 +82,7 @@ def test_reproduced_metrics_hook(packs: DigitsPacks) -> None:
     results = hub.ModelCard(to_markdown(data)).data.eval_results
     kinds = sorted((e.metric_value, e.metric_name.split(" (")[1].split(",")[0]) for e in results)
     assert kinds == [(claim["value"] - 0.001, "reproduced by sha256:abababababab…"), (claim["value"], "claimed")]
-    from mlpack._card_html import to_html
+    from mlpack.card import render_html as to_html
 
     assert to_html(data).count('class="reproduced"') == 1
 
@@ -188,7 +188,7 @@ def test_html_card_renders_in_chromium(packs: DigitsPacks, tmp_path: Path, cli) 
 
 
 def test_html_escapes_the_pack(packs: DigitsPacks) -> None:
-    from mlpack._card_html import to_html
+    from mlpack.card import render_html as to_html
 
     with open_verified(packs.pack("base"), trust=packs.trust) as p:
         data = gather(p)
