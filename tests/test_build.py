@@ -125,6 +125,11 @@ def test_example_builds_with_every_section_filled(project: Path, key: tuple, tmp
     assert s["entrypoints"]["evaluate"]["metrics"] == "metrics.json"
     assert any("mlpack" in n and "editable" in n for n in result.notes)  # told honestly
 
+    # inspect --json of a 1.1 pack follows the inspect schema (which embeds the manifest's)
+    from mlpack import schema
+
+    assert schema.validate(inspect_pack(out).to_dict(), "inspect") == []
+    assert schema.validate(m.to_dict(), "manifest") == []
     # the CLI shows every section in readable form
     text = inspect_pack(out).render()
     for word in ("metrics", "training", "code", "datasets", "environment", "hardware", "entrypoints",
