@@ -104,7 +104,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing mlpack.toml.")] = False,
 ) -> None:
     """Write a commented mlpack.toml, pre-filled from what the project holds (git, weights, data)."""
-    from .recipe import write_init
+    from .init import write_init
 
     path = write_init(directory, force=force)
     typer.echo(f"wrote {path}: review it, train (wrap training in mlpack.run()), then mlpack build")
