@@ -291,7 +291,7 @@ def _write_report(path: Path, text: str) -> None:
 def _reproduce(pack_file: Path, trust: Any, threshold: int, allow_unsigned: bool, as_json: bool, evaluate: bool,
                rebuild: bool, data: list[str], allow_data_drift: bool, env: str, eval_with: Path | None,
                exact: bool, unsafe: bool, timeout: float, report_file: Path | None) -> None:
-    from .errors import EXIT_IO
+    from .errors import EXIT_IO, EXIT_USAGE
     from .reproduce import parse_bindings, reproduce
 
     def progress(msg: str) -> None:
@@ -301,6 +301,8 @@ def _reproduce(pack_file: Path, trust: Any, threshold: int, allow_unsigned: bool
                        evaluate=evaluate, rebuild=rebuild, data=parse_bindings(data),
                        allow_data_drift=allow_data_drift, env=env, eval_with=eval_with, exact=exact,
                        unsafe_no_sandbox=unsafe, timeout_s=timeout, progress=progress)
+    if result.error is not None and result.error.exit_code == EXIT_USAGE and not as_json:
+        raise result.error  # a usage error: one line, no table of levels that never ran
     if report_file is not None:
         _write_report(report_file, result.to_markdown())
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
