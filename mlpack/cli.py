@@ -225,6 +225,10 @@ def verify(
 
     trust = _trust(key, trust_dir)
     if evaluate or rebuild:
+        if str(pack_file).startswith(("oci:/", "s3:/")):
+            from .errors import UsageError
+
+            raise UsageError("--eval/--rebuild run on a local pack", hint="mlpack pull it first (-o FILE), then verify FILE")
         _reproduce(pack_file, trust, threshold, allow_unsigned, as_json, evaluate, rebuild, data,
                    allow_data_drift, env, eval_with, exact, unsafe_no_sandbox, timeout, report_file)
         return

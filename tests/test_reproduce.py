@@ -234,6 +234,8 @@ def test_refusals_are_one_line(example: tuple[Path, Path, Path], author: tuple, 
         (["verify", str(pack), "--key", pub, "--eval", "--data", "nope=/x"], 2, "E_USAGE", "nope"),
         (["verify", str(pack), "--key", pub, "--data", "a=b"], 2, "E_USAGE", "--eval"),
         (["verify", str(pack), "--key", pub, "--eval", "--data", "digits-test"], 2, "E_USAGE", "NAME=PATH"),
+        (["verify", "oci://127.0.0.1:5/x:1", "--eval", "--allow-unsigned"], 2, "E_USAGE", "pull"),
+        (["verify", str(pack), "--key", pub, "--eval", "--env", "conda"], 2, "E_USAGE", "--env"),
     ]
     for args, code, err_code, word in cases:
         assert main(args) == code, args
