@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._globs import GlobSet, translate_glob
 from ._parallel import map_ranges
+from ._secrets import SCAN_HEAD, key_material, looks_secret, secret_error
 from .capture import Captured
 from .errors import IOFailure, MlpackError, UsageError, VerificationError
 from .names import check_names
@@ -37,8 +39,6 @@ __all__ = ["DIFF_MEMBER", "CodeSection", "GitInfo", "GlobSet", "capture_code", "
 DIFF_MEMBER = "code-uncommitted.diff"
 PREFIX = "code/"
 GIT_TIMEOUT = 60.0
-SCAN_LIMIT = 1 << 20  # files up to this size have their head scanned for key material
-SCAN_HEAD = 64 << 10
 CHUNK = 1 << 20
 THREAD_MIN_FILES = 64  # fewer files are hashed on the calling thread
 _OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -47,181 +47,6 @@ _JUNK_DIRS = frozenset((".git", ".mlpack", "__pycache__", ".ipynb_checkpoints"))
 _SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _EXCLUDE_HINT = "exclude it in [code] exclude of mlpack.toml"
-
-
-# ------------------------------------------------------------------------------------ globs
-
-def _bad_glob(pattern: str, key: str, why: str) -> UsageError:
-    return UsageError(f"mlpack.toml: [code] {key} pattern {pattern!r} {why}", code="E_RECIPE",
-                      hint="see spec/code.md, 'Patterns', for the glob syntax")
-
-
-def translate_glob(pattern: str, key: str = "include") -> tuple[str, bool]:
-    """A recipe glob as ``(regex, directory_only)``; the regex matches a whole relative path.
-
-    ``**`` spans any number of directories, ``*`` and ``?`` stay within one, ``[...]`` is a
-    class, ``\\`` quotes the next character. A pattern without a ``/`` (other than a trailing
-    one) matches at any depth; a trailing ``/`` or ``/**`` makes it match directories only
-    (and so every file below them). Raises ``E_RECIPE`` for a pattern that cannot mean a path.
-    """
-    if not pattern.strip():
-        raise _bad_glob(pattern, key, "is empty")
-    if pattern.startswith("!"):
-        raise _bad_glob(pattern, key, "starts with '!': negation is not supported (use exclude)")
-    body, dir_only = pattern, False
-    anchored = "/" in body.rstrip("/")
-    if body.endswith(("/**", "/")):
-        body, dir_only = body.removesuffix("/**").rstrip("/"), True
-    body = body.lstrip("/")
-    if body == "":
-        return ".*", False  # "/", "/**": everything
-    if body == "**":
-        return ".*", dir_only  # "**" every file, "**/" every file in a directory
-    segments = body.split("/")
-    if any(s in ("", ".", "..") for s in segments):
-        raise _bad_glob(pattern, key, "has an empty, '.' or '..' component")
-    out = [] if anchored else ["(?:.*/)?"]
-    for i, seg in enumerate(segments):
-        if seg == "**":
-            out.append("(?:.*/)?" if i < len(segments) - 1 else ".*")
-            continue
-        out.append(_segment(seg, pattern, key))
-        if i < len(segments) - 1:
-            out.append("/")
-    return "".join(out), dir_only
-
-
-def _segment(seg: str, pattern: str, key: str) -> str:
-    out, i = [], 0
-    while i < len(seg):
-        c = seg[i]
-        if c == "\\":
-            if i + 1 == len(seg):
-                raise _bad_glob(pattern, key, "ends with a lone backslash")
-            out.append(re.escape(seg[i + 1]))
-            i += 2
-            continue
-        if c == "*":
-            while i + 1 < len(seg) and seg[i + 1] == "*":
-                i += 1
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            negate = seg[i + 1:i + 2] in ("!", "^")
-            first = i + 2 if negate else i + 1
-            end = seg.find("]", first + 1)  # a "]" right after "[" or "[!" is a member
-            if end < 0:
-                raise _bad_glob(pattern, key, "has an unclosed '['")
-            inner = seg[first:end]
-            body = "".join("-" if ch == "-" else re.escape(ch) for ch in inner)
-            out.append(f"[^/{body}]" if negate else f"[{body}]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
-class GlobSet:
-    """Patterns of one recipe list; :meth:`matches` is True when any pattern matches a path."""
-
-    __slots__ = ("_dir_re", "_dirs", "_file_re", "patterns")
-
-    def __init__(self, patterns: Sequence[str], key: str = "include") -> None:
-        self.patterns = tuple(patterns)
-        compiled = [translate_glob(p, key) for p in self.patterns]
-        files = [rx for rx, dir_only in compiled if not dir_only]
-        self._file_re = re.compile("|".join(files), re.DOTALL) if files else None
-        alt = "|".join(rx for rx, _ in compiled)
-        self._dir_re = re.compile(alt, re.DOTALL) if compiled else None
-        self._dirs: dict[str, bool] = {"": False}
-
-    def __bool__(self) -> bool:
-        return bool(self.patterns)
-
-    def matches_dir(self, directory: str) -> bool:
-        """True when a pattern matches ``directory`` or one of its parents (all files below)."""
-        hit = self._dirs.get(directory)
-        if hit is None:
-            head, _, _ = directory.rpartition("/")
-            hit = self.matches_dir(head) or bool(self._dir_re and self._dir_re.fullmatch(directory))
-            self._dirs[directory] = hit
-        return hit
-
-    def matches(self, path: str) -> bool:
-        """True when a pattern matches the file ``path`` (relative, ``/``-separated)."""
-        if self._file_re is not None and self._file_re.fullmatch(path):
-            return True
-        return self.matches_dir(path.rpartition("/")[0])
-
-
-# ------------------------------------------------------------------------------------ secrets
-
-_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
-_AWS_KEY_ID = re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")
-_AWS_SECRET = re.compile(rb"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
-_KEY_NAMES = re.compile(r"(?:.*\.(?:pem|key)|id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?(?:\..*)?)")
-_ENV_OK = frozenset((".env.example", ".env.sample", ".env.template"))
-_AWS_NEAR = 512
-
-
-def looks_secret(path: str, head: bytes, size: int) -> str | None:
-    """Why ``path`` looks like a secret (spec/code.md, "Secrets"), or None.
-
-    ``head`` is the first 64 KiB of the file, ``size`` its full size.
-    """
-    parts = path.split("/")
-    base = parts[-1]
-    low = base.lower()
-    parent = parts[-2].lower() if len(parts) > 1 else ""
-    if low == ".env" or (low.startswith(".env.") and low not in _ENV_OK):
-        return "a .env file holds environment secrets"
-    if low in (".git-credentials", ".netrc", "_netrc"):
-        return f"a {low} file holds passwords or tokens"
-    if parent == ".aws" and low == "credentials":
-        return "AWS credentials file"
-    if low.endswith((".p12", ".pfx")):
-        return "a PKCS#12 key store holds a private key"
-    if low == ".pypirc" and re.search(rb"(?im)^[ \t]*password[ \t]*[=:]", head):
-        return "a .pypirc with a password"
-    if low.endswith(".json"):
-        if re.search(rb'"private_key"\s*:\s*"[^"]', head):
-            return "a JSON credential file with a private key (service account)"
-        if (low in ("credentials.json", "token.json") or low.startswith("client_secret")) and \
-                re.search(rb'"(?:client_secret|refresh_token)"\s*:\s*"[^"]', head):
-            return "an OAuth credential file with a client secret or refresh token"
-        if parent == ".docker" and low == "config.json" and \
-                re.search(rb'"auth"\s*:\s*"[^"]', head):
-            return "a Docker config with registry credentials"
-    if size <= SCAN_LIMIT or _KEY_NAMES.fullmatch(low) is not None:
-        return _key_material(head, aws=size <= SCAN_LIMIT)
-    return None
-
-
-def _key_material(data: bytes, *, aws: bool = True) -> str | None:
-    """Rules 9 and 10: a PEM private key, or an AWS key id with its secret key nearby."""
-    if b"PRIVATE KEY" in data and _PRIVATE_KEY.search(data):
-        return "it contains a private key (PEM block)"
-    if aws and (b"AKIA" in data or b"ASIA" in data):
-        for m in _AWS_KEY_ID.finditer(data):
-            if m.group().endswith(b"EXAMPLE"):
-                continue
-            near = data[max(0, m.start() - _AWS_NEAR):m.end() + _AWS_NEAR]
-            for s in _AWS_SECRET.finditer(near):
-                word = s.group()
-                if re.search(rb"[A-Z]", word) and re.search(rb"[a-z]", word) \
-                        and not word.endswith(b"EXAMPLEKEY"):
-                    return "it contains an AWS access key id with its secret key"
-    return None
-
-
-def _secret_error(name: str, reason: str, where: str = "", member: str | None = None
-                  ) -> UsageError:
-    return UsageError(f"{name} looks like a secret ({reason}){where}; refusing to pack it",
-                      code="E_SECRET", member=member or PREFIX + name,
-                      hint="exclude it in [code] exclude of mlpack.toml, or list it in "
-                           "[code] allow-secrets if it must be packed")
 
 
 # ------------------------------------------------------------------------------------ git
@@ -540,7 +365,7 @@ def _git_facts(sel: _Selection, allowed: Collection[str], used: list[str]
         for path in changed:  # a deleted file's old content is in the diff
             reason = looks_secret(path, b"", 0) if path not in present else None
             if reason and path not in allowed:
-                raise _secret_error(path, reason, ", and its deletion would put its content "
+                raise secret_error(path, reason, ", and its deletion would put its content "
                                     "in the uncommitted diff")
             if reason:
                 used.append(path)
@@ -569,16 +394,16 @@ def _check_diff(diff: bytes, changed: Sequence[str], allowed: Collection[str], u
                 ) -> None:
     """Rules 9 and 10 over each file's part of the diff (removed lines count too)."""
     for part in re.split(rb"(?m)^(?=diff --git )", diff):
-        reason = _key_material(part)
+        reason = key_material(part)
         if reason is None:
             continue
         header = part.split(b"\n", 1)[0]
         name = next((p for p in changed if b" a/" + p.encode("utf-8", "surrogateescape")
                      + b" " in header + b" "), "")
         if not name:
-            raise _secret_error(DIFF_MEMBER, reason, "", DIFF_MEMBER)
+            raise secret_error(DIFF_MEMBER, reason, "", DIFF_MEMBER)
         if name not in allowed:
-            raise _secret_error(name, reason, " in the uncommitted diff")
+            raise secret_error(name, reason, " in the uncommitted diff")
         used.append(name)
 
 
@@ -620,7 +445,7 @@ def capture_code(
         if reason is None:
             continue
         if name not in allowed:
-            raise _secret_error(name, reason)
+            raise secret_error(name, reason)
         allowed_used.append(name)
     unused = sorted(allowed - set(names))
     if unused:
