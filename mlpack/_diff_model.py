@@ -159,16 +159,6 @@ class PackDiff:
                 "changed": list(self.changed_sections), "summary": self.summary(),
                 "sections": [s.to_dict() for s in self.sections]}
 
-    def render_text(self, *, color: bool = False) -> str:
-        from ._diff_render import render_text
-
-        return render_text(self, color=color)
-
-    def render_markdown(self) -> str:
-        from ._diff_render import render_markdown
-
-        return render_markdown(self)
-
 
 def _first(summary: str) -> str:
     """The first item of a summary: up to the first ``;`` or ``,`` outside parentheses."""

@@ -490,7 +490,7 @@ def diff(
 
     Metrics and tolerances, training parameters and seeds, code, packages, data files, hardware, tensors.
     """
-    from .diff import DiffOptions, diff_files
+    from .diff import DiffOptions, diff_files, render_markdown, render_text
     from .errors import UsageError
 
     if as_json and markdown:
@@ -501,9 +501,9 @@ def diff(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif markdown:
-        typer.echo(result.render_markdown(), nl=False)
+        typer.echo(render_markdown(result), nl=False)
     else:
-        typer.echo(result.render_text())
+        typer.echo(render_text(result))
     if not (result.strictly_equal if strict else result.equal):
         raise typer.Exit(EXIT_FAILED)
 

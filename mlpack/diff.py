@@ -10,7 +10,7 @@ metadata, and any other file.
 
     old, new = open_pair("a.mlpack", "b.mlpack", trust=load_trust(["author.pub"], []))
     d = diff_packs(old, new)
-    print(d.render_text()); exit_code = 0 if d.equal else 1
+    print(render_text(d)); exit_code = 0 if d.equal else 1
 
 Differences that only say *when* a run happened (start and end times, duration, probe
 notes, the processor's momentary clock) are *incidental*: they are reported, but the packs
@@ -33,10 +33,12 @@ from ._diff_model import (  # noqa: F401 - re-exported: the public names of this
     SectionDiff,
     Status,
 )
+from ._diff_render import render_markdown, render_text
 from ._read import VerifiedPack, open_pair
 from .keys import PublicKey
 
-__all__ = ["Change", "DiffOptions", "PackDiff", "PackRef", "SectionDiff", "diff_files", "diff_packs"]
+__all__ = ["Change", "DiffOptions", "PackDiff", "PackRef", "SectionDiff", "diff_files", "diff_packs",
+           "render_markdown", "render_text"]
 
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from mlpack import schema
 from mlpack._read import open_verified
-from mlpack.diff import DiffOptions, PackDiff, diff_files, diff_packs
+from mlpack.diff import DiffOptions, PackDiff, diff_files, diff_packs, render_markdown, render_text
 from mlpack.errors import MlpackError
 from tests._digits_packs import DigitsPacks, digits_packs, sha256_file
 
@@ -80,7 +80,7 @@ def test_one_package_version_changed(packs: DigitsPacks) -> None:
                                        "old_build": "py3-none-any", "new_build": "py3-none-any"}]
     assert env.detail["counts"] == {"added": 0, "removed": 0, "changed": 1, "unchanged": 0}
     assert env.changes == ()  # same interpreter, platform and mode
-    assert "mlpackprobe 1.0.0 → 1.1.0" in d.render_text()
+    assert "mlpackprobe 1.0.0 → 1.1.0" in render_text(d)
 
 
 def test_one_hyperparameter_changed(packs: DigitsPacks) -> None:
@@ -214,7 +214,7 @@ def test_pack_fields_and_other_files(model_dir: Path, tmp_path: Path) -> None:
     assert [f["path"] for f in files["changed"]] == ["data/labels.csv"]
     assert [f["path"] for f in files["added"]] == ["notes.txt"]
     assert d.section("weights").status == "equal"
-    text = d.render_text() + d.render_markdown()
+    text = render_text(d) + render_markdown(d)
     assert "\x1b" not in text and "\\x1b[31m" in text and "\nforged line" not in text
 
 
