@@ -284,7 +284,9 @@ def install_uv(uv: str, interp: BaseInterpreter, prefix: Path, the_plan: Plan, l
     if proc.returncode != 0:
         raise _uv_failure(proc.stderr, "check the interpreter, or set MLPACK_INSTALLER=pip")
     python = str(env_python(prefix))
-    flags = ["--offline"] if offline else []
+    # compiled now, once: the sandbox sees the environment read-only, so Python could never
+    # cache the bytecode of what pack code imports and would recompile it on every run
+    flags = ["--compile-bytecode", *(["--offline"] if offline else [])]
     if the_plan.hashed and the_plan.lock["packages"]:
         lock_path.write_bytes(render_toml(the_plan.lock))
         proc = run_tool([uv, "pip", "install", "--python", python, "--no-deps",
