@@ -349,6 +349,25 @@ def capture(*, hostname: bool = False, numpy: bool = False, torch: bool | None =
         cuda_driver_version=cuda, notes=tuple(notes), **found)
 
 
+def _pools_by_key(pools: Sequence[ThreadPool]) -> dict[str, dict[str, Any]]:
+    """Thread pools by ``internal_api:prefix``; when one process loaded two pools under the
+    same key (numpy's and scipy's own OpenBLAS), those are told apart by version (``#2`` for
+    exact duplicates). Order-independent: threadpoolctl lists pools in load order."""
+    groups: dict[str, list[ThreadPool]] = {}
+    for t in sorted(pools, key=lambda t: (t.internal_api, t.prefix or "", t.version or "", t.num_threads or 0)):
+        groups.setdefault(f"{t.internal_api}:{t.prefix}", []).append(t)
+    out: dict[str, dict[str, Any]] = {}
+    for base, members in groups.items():
+        for t in members:
+            key = base if len(members) == 1 else f"{base}:{t.version}"
+            n, unique = 1, key
+            while unique in out:
+                n += 1
+                unique = f"{key}#{n}"
+            out[unique] = t.to_dict()
+    return out
+
+
 def differences(recorded: HardwareProfile, current: HardwareProfile) -> list[Difference]:
     """Every difference between two profiles, in field order, each "numerics" or "info"."""
     out: list[Difference] = []
@@ -368,8 +387,7 @@ def differences(recorded: HardwareProfile, current: HardwareProfile) -> list[Dif
             for k in sorted(set(a) | set(b)):
                 add(f"environment.{k}", a.get(k), b.get(k), "numerics")
         elif f.name == "threadpools":
-            pa, pb = ({f"{t.internal_api}:{t.prefix}": t.to_dict() for t in x or ()}
-                      for x in (a, b))
+            pa, pb = (_pools_by_key(x or ()) for x in (a, b))
             for k in sorted(set(pa) | set(pb)):
                 if k not in pa or k not in pb:
                     add(f"threadpools[{k}]", pa.get(k), pb.get(k), "numerics")

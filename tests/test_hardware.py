@@ -342,3 +342,15 @@ def test_spec_examples_validate_and_round_trip() -> None:
         doc = json.loads(block)
         assert not list(VALIDATOR.iter_errors(doc))
         assert HardwareProfile.from_dict(doc).to_dict() == doc
+
+
+def test_two_openblas_pools_under_one_prefix_are_told_apart() -> None:
+    """numpy and scipy each load their own OpenBLAS (same prefix, other versions), in any order."""
+    numpy_blas = ThreadPool(user_api="blas", internal_api="openblas", prefix="libscipy_openblas",
+                            version="0.3.31", num_threads=1)
+    scipy_blas = replace(numpy_blas, version="0.3.30")
+    assert differences(base(threadpools=(numpy_blas, scipy_blas)), base(threadpools=(scipy_blas, numpy_blas))) == []
+    d = differences(base(threadpools=(numpy_blas, scipy_blas)),
+                    base(threadpools=(numpy_blas, replace(scipy_blas, num_threads=2))))
+    assert [(x.field, x.recorded, x.current) for x in d] == [
+        ("threadpools[openblas:libscipy_openblas:0.3.30].num_threads", 1, 2)]
