@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from .errors import UsageError
 
-__all__ = ["atomic_output", "atomic_write_bytes", "fsync_dir", "write_all"]
+__all__ = ["allocate", "atomic_output", "atomic_write_bytes", "fsync_dir", "install", "write_all"]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -25,6 +25,34 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def allocate(fd: int, size: int) -> None:
+    """Give the file its final size now, zero-filled (a full disk fails here, not half-way);
+    a sparse file where the file system cannot allocate."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno not in (95, 22):  # EOPNOTSUPP, EINVAL
+            raise
+        os.ftruncate(fd, size)
+
+
+def install(tmp: str | os.PathLike[str], target: Path, *, replace: bool) -> None:
+    """Put the finished (fsynced) temp file ``tmp`` at ``target`` and make the name durable.
+
+    ``replace=False`` never overwrites: ``os.link`` fails if ``target`` appeared meanwhile.
+    """
+    if replace:
+        os.replace(tmp, target)
+    else:
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise UsageError(f"{target} already exists", code="E_EXISTS",
+                             hint="choose another name or pass --force") from None
+        os.unlink(tmp)
+    fsync_dir(target.parent if str(target.parent) else Path("."))
 
 
 @contextmanager
@@ -42,17 +70,8 @@ def atomic_output(target: Path, *, replace: bool = True, mode: int = 0o644) -> I
         with os.fdopen(fd, "wb", buffering=0) as f:
             yield f  # type: ignore[misc]
             os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, target)
-        else:
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                raise UsageError(f"{target} already exists", code="E_EXISTS",
-                                 hint="choose another name or pass --force") from None
-            os.unlink(tmp)
+        install(tmp, target, replace=replace)
         done = True
-        fsync_dir(directory)
     finally:
         if not done:
             try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import jsonstrict
-from ._atomic import fsync_dir
+from ._atomic import allocate, install
 from .archive import MANIFEST_NAME, SIGNATURE_NAME, Layout, Member
 from .digest import new_hasher
 from .errors import IOFailure, UsageError, VerificationError
@@ -421,7 +421,7 @@ def pull_pack(remote: Remote, out: str | os.PathLike[str] | None, *, trust: Sequ
     try:
         try:
             os.fchmod(fd, 0o644)
-            _allocate(fd, layout.total)
+            allocate(fd, layout.total)  # zero-filled: the end-of-archive blocks are already there
             for slot in layout.slots:
                 os.pwrite(fd, slot.header, slot.offset)
             os.pwrite(fd, bytes(bundle), layout.slots[0].data_offset)
@@ -448,7 +448,7 @@ def pull_pack(remote: Remote, out: str | os.PathLike[str] | None, *, trust: Sequ
         result_path = None
         if report.ok and target is not None:
             try:
-                _install(tmp, target, replace)
+                install(tmp, target, replace=replace)
             except OSError as err:
                 raise IOFailure.from_os_error(err, f"cannot write {target}") from None
             result_path = target
@@ -465,28 +465,6 @@ def pull_pack(remote: Remote, out: str | os.PathLike[str] | None, *, trust: Sequ
             import shutil
 
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _allocate(fd: int, size: int) -> None:
-    try:
-        os.posix_fallocate(fd, 0, size)  # zero-filled: the end-of-archive blocks are already there
-    except OSError as err:
-        if err.errno not in (95, 22):  # EOPNOTSUPP, EINVAL
-            raise
-        os.ftruncate(fd, size)
-
-
-def _install(tmp: str, target: Path, replace: bool) -> None:
-    if replace:
-        os.replace(tmp, target)
-    else:
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            raise UsageError(f"{target} already exists", code="E_EXISTS",
-                             hint="choose another name or pass --force") from None
-        os.unlink(tmp)
-    fsync_dir(target.parent if str(target.parent) else Path("."))
 
 
 def raise_if_failed(result: PullResult) -> PullResult:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
-from ._atomic import atomic_output
+from ._atomic import allocate, atomic_output
 from ._parallel import map_ranges, split
 from .archive import MANIFEST_NAME, SIGNATURE_NAME, Layout, Member, Slot
 from .digest import DIGEST_HEX, check_algorithm, new_hasher
@@ -293,12 +293,7 @@ def write_pack(
     try:
         with atomic_output(target, replace=replace_existing) as f:
             fd = f.fileno()
-            try:
-                os.posix_fallocate(fd, 0, layout.total)  # zero-filled; a full disk fails here
-            except OSError as err:
-                if err.errno not in (95, 22):  # EOPNOTSUPP, EINVAL: fall back to a sparse file
-                    raise
-                os.ftruncate(fd, layout.total)
+            allocate(fd, layout.total)  # zero-filled; a full disk fails here
             # 2. Every file read once: hashed, checked, written at its final offset.
             job = _Job(fd, tuple(items), layout.slots[1:], algorithm)
             ranges = split([i.size + 1024 for i in items], batch=BATCH, alone=BATCH)
