@@ -8,11 +8,7 @@ path with no URL beside them (uv before 0.9 prefers the URL when both are given)
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
 import os
-import re
 import shutil
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -22,10 +18,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+from .digest import sha256_file
 from .environment import LockedPackage, parse_lock, parse_requirements
 from .errors import IOFailure, VerificationError
+from .pylock import toml_key, toml_value
 
-__all__ = ["Plan", "is_pylock", "plan", "plan_pins", "render_toml", "sha256"]
+__all__ = ["Plan", "is_pylock", "plan", "plan_pins", "render_toml"]
 
 
 def env_error(message: str, hint: str) -> IOFailure:
@@ -53,14 +51,6 @@ class Plan:
     """False for a pins file: versions only, installed from the configured index unchecked."""
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _local(ref: str, where: str, wheelhouse: Path | None) -> Path | None:
     """The file a lock ``path`` names: ``wheelhouse/<file>`` is in the wheelhouse, any other
     relative path in the wheelhouse's parent (the lock's own directory in a pack)."""
@@ -84,7 +74,7 @@ def _check_file(path: Path, entry: Mapping[str, Any], name: str) -> None:
     want = (entry.get("hashes") or {}).get("sha256")
     size = entry.get("size")
     if (isinstance(size, int) and path.stat().st_size != size) or (
-            want is not None and sha256(path) != want):
+            want is not None and sha256_file(path) != want):
         raise VerificationError(f"{name}: the wheelhouse file {path.name} differs from its "
                                 f"locked sha256 {want}", code="E_DIGEST",
                                 hint="the wheelhouse was modified; use the pack's own files")
@@ -219,29 +209,10 @@ def plan_pins(data: bytes) -> Plan:
 
 # ----------------------------------------------------------------------------- TOML
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, _dt.date | _dt.time):  # datetime is a date
-        return v.isoformat()
-    if isinstance(v, str):
-        # JSON string escapes are TOML basic-string escapes; TOML also forbids a raw DEL.
-        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
-    if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-
-
-def _toml_key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_value(k)
-
-
 def render_toml(doc: Mapping[str, Any]) -> bytes:
     """Any lock document (as ``tomllib`` reads it) as TOML; ``packages`` as an array of tables."""
-    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc.items() if k != "packages"]
+    lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in doc.items() if k != "packages"]
     for pkg in doc.get("packages", ()):
-        lines += ["", "[[packages]]"] + [f"{_toml_key(k)} = {_toml_value(v)}"
+        lines += ["", "[[packages]]"] + [f"{toml_key(k)} = {toml_value(v)}"
                                          for k, v in pkg.items()]
     return ("\n".join(lines) + "\n").encode("utf-8")

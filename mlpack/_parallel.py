@@ -75,7 +75,7 @@ def map_ranges(
         submit: Callable[[range], Future[list[tuple[Any, ...]]]] = lambda r: pool.submit(_in_child, task, r)
     else:
         pool = ThreadPoolExecutor(max_workers=WORKERS)
-        submit = lambda r: pool.submit(task, context, r)  # noqa: E731
+        submit = lambda r: pool.submit(task, context, r)
     futures: list[Future[list[tuple[Any, ...]]]] = []
     stolen: dict[int, list[tuple[Any, ...]]] = {}
     results: list[tuple[Any, ...]] = []

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import archive
+from ._parallel import map_ranges, split
 from .archive import BLOCK, Layout
 from .digest import new_hasher
 from .errors import VerificationError
-from ._parallel import map_ranges, split
 from .formats import WINDOW, check_content, detect_format
 
 __all__ = ["FORK_MIN_MEMBERS", "Mismatch", "Plan", "Result", "Sink", "scan"]

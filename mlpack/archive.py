@@ -22,16 +22,16 @@ from .errors import VerificationError
 __all__ = [
     "BLOCK",
     "EOA",
+    "MANIFEST_NAME",
     "MAX_OCTAL_SIZE",
     "RECORD",
     "SIGNATURE_NAME",
-    "MANIFEST_NAME",
     "Layout",
     "Member",
     "ParsedHeader",
     "encode_header",
-    "parse_header",
     "padding",
+    "parse_header",
 ]
 
 BLOCK = 512

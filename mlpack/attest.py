@@ -15,7 +15,6 @@ signature; whether to *trust* the verifier is the reader's decision (``--key``,
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 
 from . import jsonstrict
 from ._atomic import atomic_write_bytes
+from .digest import sha256_file
 from .errors import IOFailure, UsageError, VerificationError
 from .keys import PublicKey, SigningKey
 from .signing import pae
@@ -66,14 +66,6 @@ class Attestation:
                 + (f": {got}" if got else ""))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def attest(pack: str | os.PathLike[str], reproduction: Mapping[str, Any], *, key: SigningKey,
            out: str | os.PathLike[str] | None = None, force: bool = False) -> Path:
     """Sign ``reproduction`` (a ``verify --eval/--rebuild --json`` document) about ``pack``."""
@@ -88,7 +80,7 @@ def attest(pack: str | os.PathLike[str], reproduction: Mapping[str, Any], *, key
     if reproduction.get("mlpack_reproduction") is None or "verdict" not in reproduction:
         raise UsageError("the report is not the output of mlpack verify --eval/--rebuild --json",
                          code="E_INPUT", hint="run: mlpack verify PACK --eval --json > report.json")
-    digest = _sha256(pack_path)
+    digest = sha256_file(pack_path)
     if reproduction.get("pack_sha256") not in (None, digest):
         raise UsageError("the report is about another file than this pack (sha256 differs)", code="E_INPUT")
     statement = {

@@ -17,7 +17,7 @@ from typing import Any
 
 from .pack import Source
 
-__all__ = ["Captured", "MEMBER_PREFIXES"]
+__all__ = ["MEMBER_PREFIXES", "Captured"]
 
 MEMBER_PREFIXES = {
     "code": "code/",

@@ -248,13 +248,14 @@ def verify(
 
 def _attestations(pack_file: Path, trust: Any) -> list[dict[str, Any]]:
     """Attestations beside the pack, each checked; a bad one is listed with its error."""
-    from .attest import _sha256, find_attestations, read_attestation
+    from .attest import find_attestations, read_attestation
+    from .digest import sha256_file
     from .errors import MlpackError as _Err
 
     found = find_attestations(pack_file)
     if not found:
         return []
-    digest = _sha256(pack_file)
+    digest = sha256_file(pack_file)
     out = []
     for path in found:
         try:

@@ -19,7 +19,6 @@ sharing is recorded in the metadata (``mlpack.shared``). Scalars stored beside t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from .digest import sha256_file
 from .errors import IOFailure, UsageError, VerificationError
 
 __all__ = [
@@ -194,11 +194,6 @@ def sort_metadata(path: str | os.PathLike[str]) -> None:
     os.replace(other, path)
 
 
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _load(torch: Any, src: str) -> Any:
     import pickle
 
@@ -336,7 +331,7 @@ def convert_torch(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     except OSError as err:
         raise _io(err, f"cannot write {target}") from None
     return Converted(path=str(target), tensors=len(tensors), size=target.stat().st_size,
-                     sha256=_sha256_file(target), key=used_key, shared=tuple(sorted(shared)),
+                     sha256=sha256_file(target), key=used_key, shared=tuple(sorted(shared)),
                      scalars=tuple(sorted(scalars)), skipped=skipped)
 
 

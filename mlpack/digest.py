@@ -11,12 +11,13 @@ The signed payload names the algorithm; anything else is ``E_ALGORITHM``.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from typing import Protocol
 
 from .errors import VerificationError
 
-__all__ = ["ALGORITHMS", "HASH_TYPES", "Hasher", "check_algorithm", "new_hasher", "root_digest"]
+__all__ = ["ALGORITHMS", "HASH_TYPES", "Hasher", "check_algorithm", "new_hasher", "root_digest", "sha256_file"]
 
 # OMS `serialization.hash_type` -> resource `algorithm`
 HASH_TYPES = {"sha256": "sha256", "blake2b": "blake2b", "blake3": "blake3"}  # as the reference signer writes
@@ -61,3 +62,11 @@ def root_digest(digests_hex: Iterable[str]) -> str:
     for d in digests_hex:
         h.update(bytes.fromhex(d))
     return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a whole file, hex, read in 1 MiB chunks (never the whole file at once)."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

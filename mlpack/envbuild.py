@@ -32,7 +32,8 @@ from pathlib import Path, PurePosixPath
 
 from . import _envinstall as _inst
 from ._atomic import atomic_write_bytes
-from ._envplan import is_pylock, plan, plan_pins, sha256
+from ._envplan import is_pylock, plan, plan_pins
+from .digest import sha256_file as sha256
 from .environment import (
     Difference,
     Lock,

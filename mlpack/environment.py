@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .capture import Captured
+from .digest import sha256_file
 from .errors import IOFailure, UsageError
 from .hardware import NUMERICS_ENV
 from .pack import Source
@@ -51,7 +52,6 @@ from .pylock import (  # re-exported: the lock's records and helpers are part of
     _file_path,
     _last_line,
     _public_url,
-    _sha256_file,
     _wheel_tags,
     compare,
     normalize,
@@ -246,7 +246,7 @@ def _direct_archive(d: Distribution, url: str, info: Mapping[str, Any], sub: str
         hashes[algo] = value
     local = _file_path(url)
     if "sha256" not in hashes and local and os.path.isfile(local):
-        hashes["sha256"] = _sha256_file(local)
+        hashes["sha256"] = sha256_file(local)
     public = _public_url(url)
     if "sha256" not in hashes:
         raise _capture_error(
@@ -439,7 +439,7 @@ def _download(pip: list[str], wheels: Mapping[str, LockedFile], scratch: Path) -
         if not got.is_file():
             raise _capture_error(f"pip download did not produce {w.filename}",
                                  "retry, or use mode = \"lock\"")
-        if (sha := _sha256_file(got)) != w.hashes["sha256"]:
+        if (sha := sha256_file(got)) != w.hashes["sha256"]:
             raise _capture_error(f"{w.filename}: sha256 {sha} differs from the locked "
                                  f"{w.hashes['sha256']}", "the index serves a different file "
                                  "under the same name; retry, or use mode = \"lock\"")

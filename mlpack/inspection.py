@@ -207,7 +207,7 @@ def inspect_pack(path: str | os.PathLike[str]) -> Inspection:
         if file_size % BLOCK:
             raise VerificationError(f"file size {file_size} is not a multiple of {BLOCK}: truncated",
                                     code="E_TRUNCATED")
-        read_at = lambda offset, n: os.pread(fd, n, offset)  # noqa: E731
+        read_at = lambda offset, n: os.pread(fd, n, offset)
         first = archive.parse_header(read_at, 0, file_size)
         if first is None or first.name != SIGNATURE_NAME:
             raise VerificationError("not an mlpack pack: the first member is not the signature",

@@ -14,7 +14,6 @@ caller's trust options, and summarizes what changed along each edge with
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ._read import VerifiedPack, open_verified
+from .digest import sha256_file
 from .errors import MlpackError, UsageError, VerificationError
 from .keys import PublicKey
 
@@ -48,14 +48,6 @@ class Store(Protocol):
     def locate(self, digest: str) -> list[Path]: ...
 
     def describe(self) -> str: ...
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return "sha256:" + h.hexdigest()
 
 
 def _root_digest(path: Path) -> str | None:
@@ -107,7 +99,7 @@ class DirectoryStore:
         if self._index is None:
             files = list(self._files())
             with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-                digests = list(pool.map(lambda p: (_sha256_file(p), _root_digest(p)), files))
+                digests = list(pool.map(lambda p: ("sha256:" + sha256_file(p), _root_digest(p)), files))
             index: dict[str, list[Path]] = {}
             for path, (file_digest, root) in zip(files, digests):
                 index.setdefault(file_digest, []).append(path)

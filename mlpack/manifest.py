@@ -20,7 +20,7 @@ from . import jsonstrict
 from .archive import MANIFEST_NAME
 from .errors import VerificationError
 
-__all__ = ["FilesSummary", "Manifest", "RESERVED_SECTIONS", "SECTIONS", "WeightsFile"]
+__all__ = ["RESERVED_SECTIONS", "SECTIONS", "FilesSummary", "Manifest", "WeightsFile"]
 
 SPEC_VERSION = "1.1"
 MAX_MANIFEST = 16 << 20

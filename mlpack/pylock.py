@@ -14,9 +14,8 @@ and :func:`render_lock` (writing then reading gives the same bytes), the pins fi
 
 from __future__ import annotations
 
-import hashlib
+import datetime as _dt
 import json
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -372,34 +371,37 @@ def compare(lock: Lock, installed: Mapping[str, str]) -> list[Difference]:
     return out
 
 
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """One TOML value (inline tables and arrays included) for the lock writers."""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, _dt.date | _dt.time):  # datetime is a date
+        return v.isoformat()
     if isinstance(v, str):
         # JSON string escapes are TOML basic-string escapes; TOML also forbids a raw DEL.
         return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return "[" + ", ".join(toml_value(x) for x in v) + "]"
 
 
-def _toml_key(k: str) -> str:
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_value(k)
+def toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else toml_value(k)
 
 
 def render_lock(lock: Lock) -> bytes:
     """The lock as TOML, in PEP 751's key order, one ``[[packages]]`` table per package."""
     doc = lock.to_dict()
-    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc.items() if k != "packages"]
+    lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in doc.items() if k != "packages"]
     for pkg in doc["packages"]:
         lines += ["", "[[packages]]"]
         for k, v in pkg.items():
             if k == "wheels":
-                lines += ["wheels = ["] + [f"    {_toml_value(w)}," for w in v] + ["]"]
+                lines += ["wheels = ["] + [f"    {toml_value(w)}," for w in v] + ["]"]
             else:
-                lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+                lines.append(f"{toml_key(k)} = {toml_value(v)}")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -444,14 +446,6 @@ def _file_path(url: str) -> str | None:
     if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
         return None
     return url2pathname(parts.path)
-
-
-def _sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _last_line(text: str) -> str:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .digest import sha256_file
 from .errors import MlpackError, UsageError, VerificationError
 from .keys import PublicKey
 
@@ -257,16 +258,6 @@ def parse_bindings(values: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _sha256_file(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _mlpack_root() -> Path:
     """This ``mlpack`` package's directory: linked alone into rebuilt environments (so pack code
     can ``import mlpack``), without the rest of the verifier's site-packages."""
@@ -331,7 +322,7 @@ def reproduce(
             lv.status, lv.summary = "failed", verified.error.message if verified.error else "failed"
             report.error = verified.error
             return report
-        report.pack_sha256 = _sha256_file(Path(pack))
+        report.pack_sha256 = sha256_file(Path(pack))
         lv.status, lv.summary = "passed", "integrity and signature verified"
         manifest = json.loads((work / "pack" / "mlpack.json").read_bytes())
         report.manifest = manifest

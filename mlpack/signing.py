@@ -34,10 +34,10 @@ __all__ = [
     "Resource",
     "Statement",
     "bundle_size",
+    "check_statement_names",
     "encode_bundle",
     "open_bundle",
     "pae",
-    "check_statement_names",
     "parse_statement",
     "resource_order",
 ]

@@ -19,14 +19,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import archive
+from ._scan import Mismatch, Plan, Result, Sink, scan
 from .archive import BLOCK, MANIFEST_NAME, SIGNATURE_NAME, Layout, Member
 from .errors import IOFailure, UsageError, VerificationError
-from ._scan import Mismatch, Plan, Result, Sink, scan
 from .keys import PublicKey
 from .manifest import Manifest
-from .sections import check_sections
 from .names import check_name
 from .report import Report
+from .sections import check_sections
 from .signing import (
     MAX_BUNDLE,
     Bundle,
