@@ -690,13 +690,17 @@ def _file_uri(source: str) -> str:
     return Path(os.path.abspath(source)).as_uri()
 
 
-def _s3_filesystem(endpoint: str | None) -> Any:
+def s3_filesystem(endpoint: str | None, **options: Any) -> Any:
+    """A ``pyarrow.fs.S3FileSystem``: the endpoint from ``endpoint``, else ``AWS_ENDPOINT_URL_S3``,
+    else ``AWS_ENDPOINT_URL`` (an ``http://`` endpoint speaks http); the region from
+    ``AWS_REGION``/``AWS_DEFAULT_REGION``; credentials from the AWS chain. ``options`` go to
+    the constructor (timeouts, retry strategy)."""
     from urllib.parse import urlsplit
 
     from pyarrow import fs  # type: ignore[import-untyped,unused-ignore]
 
     endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(options)
     if endpoint:
         parts = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
         kwargs["endpoint_override"] = parts.netloc
@@ -715,7 +719,7 @@ def _list_s3(uri: str, endpoint: str | None) -> _Listing:
     if not base:
         raise UsageError(f"{uri} names no bucket", code="E_INPUT", hint="use s3://bucket/prefix")
     uri = "s3://" + base
-    s3 = _s3_filesystem(endpoint)
+    s3 = s3_filesystem(endpoint)
     try:
         info = s3.get_file_info(base)
         if info.type == fs.FileType.File:

@@ -103,22 +103,14 @@ def _bad(text: str, why: str) -> UsageError:
 
 
 def filesystem(endpoint: str | None = None) -> Any:
-    """``pyarrow.fs.S3FileSystem`` for ``endpoint`` (else ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``)."""
-    from urllib.parse import urlsplit
-
+    """The store's ``pyarrow.fs.S3FileSystem`` (:func:`mlpack.datasets.s3_filesystem`), with
+    timeouts and retries: a pack store is written as well as read."""
     from pyarrow import fs  # type: ignore[import-untyped,unused-ignore]
 
-    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict[str, Any] = {"connect_timeout": 10, "request_timeout": 60,
-                              "retry_strategy": fs.AwsStandardS3RetryStrategy(max_attempts=3)}
-    if endpoint:
-        parts = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
-        kwargs["endpoint_override"] = parts.netloc
-        kwargs["scheme"] = parts.scheme
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        kwargs["region"] = region
-    return fs.S3FileSystem(**kwargs)
+    from .datasets import s3_filesystem
+
+    return s3_filesystem(endpoint, connect_timeout=10, request_timeout=60,
+                         retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=3))
 
 
 def _s3_error(err: OSError, what: str) -> MlpackError:
